@@ -1,0 +1,95 @@
+/**
+ * Every setting Parley reads, through `effect/Config`. Secrets are `Redacted`.
+ * A bad value stops startup with a message naming the variable (ConfigError).
+ * The README's configuration table lists the same names and defaults.
+ */
+import { Config, Duration, LogLevel, Option, Redacted } from "effect"
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: `${name} must be a positive integer`, validation: (n) => n > 0 })
+  )
+
+const millis = (name: string, fallback: number) => positiveInt(name, fallback).pipe(Config.map(Duration.millis))
+
+const optionalString = (name: string) =>
+  Config.option(Config.string(name)).pipe(Config.map(Option.filter((s) => s.trim() !== "")))
+const optionalSecret = (name: string) =>
+  Config.option(Config.redacted(name)).pipe(
+    Config.map(Option.filter((r) => Redacted.value(r).trim() !== ""))
+  )
+
+/** Comma-separated list; empty entries dropped. */
+const list = (name: string) =>
+  optionalString(name).pipe(
+    Config.map(Option.match({
+      onNone: () => [] as ReadonlyArray<string>,
+      onSome: (s) => s.split(",").map((x) => x.trim()).filter((x) => x !== "")
+    }))
+  )
+
+export const ServerConfig = Config.all({
+  port: Config.port("PORT").pipe(Config.withDefault(8080)),
+  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
+  maxBodyBytes: positiveInt("PARLEY_MAX_BODY_BYTES", 4 * 1024 * 1024),
+  shutdownDrain: millis("PARLEY_SHUTDOWN_DRAIN_MS", 10_000),
+  dataDir: Config.string("PARLEY_DATA_DIR").pipe(Config.withDefault(".data"))
+})
+export type ServerConfig = Config.Config.Success<typeof ServerConfig>
+
+export const DbConfig = Config.all({
+  url: optionalSecret("DATABASE_URL"),
+  dataDir: Config.string("PARLEY_DATA_DIR").pipe(Config.withDefault(".data")),
+  /** Embedded database kept in memory instead of `<data dir>/pg` (tests). */
+  inMemory: Config.boolean("PARLEY_DB_IN_MEMORY").pipe(Config.withDefault(false)),
+  poolMax: positiveInt("PARLEY_DB_POOL_MAX", 10),
+  statementTimeout: millis("PARLEY_DB_STATEMENT_TIMEOUT_MS", 5_000),
+  connectTimeout: millis("PARLEY_DB_CONNECT_TIMEOUT_MS", 3_000),
+  /** How long startup keeps retrying the first connection. */
+  startupRetry: millis("PARLEY_DB_STARTUP_RETRY_MS", 15_000)
+})
+export type DbConfig = Config.Config.Success<typeof DbConfig>
+
+export const AuthConfig = Config.all({
+  adminToken: optionalSecret("ADMIN_TOKEN"),
+  dataDir: Config.string("PARLEY_DATA_DIR").pipe(Config.withDefault(".data")),
+  jwtSecret: optionalSecret("JWT_SECRET"),
+  jwksUrl: optionalString("JWT_JWKS_URL"),
+  jwtIssuer: optionalString("JWT_ISSUER"),
+  jwtAudience: optionalString("JWT_AUDIENCE"),
+  /** Failed authentications from one client within a minute that raise a security alert. */
+  failureAlertThreshold: positiveInt("PARLEY_AUTH_FAILURE_ALERT_THRESHOLD", 10)
+})
+export type AuthConfig = Config.Config.Success<typeof AuthConfig>
+
+export const LogConfig = Config.all({
+  level: Config.logLevel("PARLEY_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  promptPreviewChars: Config.integer("PARLEY_LOG_PROMPT_PREVIEW_CHARS").pipe(Config.withDefault(80))
+})
+
+export const ObservabilityConfig = Config.all({
+  otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
+  serviceName: Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("parley")),
+  metricsToken: optionalSecret("METRICS_TOKEN")
+})
+
+export const ProvidersConfig = Config.all({
+  openaiKeys: Config.all([list("OPENAI_API_KEYS"), optionalString("OPENAI_API_KEY")]).pipe(
+    Config.map(([many, one]) => Option.match(one, { onNone: () => many, onSome: (k) => [k, ...many] }))
+  ),
+  openaiBaseUrl: Config.string("OPENAI_BASE_URL").pipe(Config.withDefault("https://api.openai.com/v1")),
+  anthropicKeys: Config.all([list("ANTHROPIC_API_KEYS"), optionalString("ANTHROPIC_API_KEY")]).pipe(
+    Config.map(([many, one]) => Option.match(one, { onNone: () => many, onSome: (k) => [k, ...many] }))
+  ),
+  anthropicBaseUrl: Config.string("ANTHROPIC_BASE_URL").pipe(Config.withDefault("https://api.anthropic.com")),
+  defaultProvider: optionalString("PARLEY_DEFAULT_PROVIDER"),
+  defaultModel: optionalString("PARLEY_DEFAULT_MODEL"),
+  configFile: optionalString("PARLEY_CONFIG"),
+  requestTimeout: millis("PARLEY_REQUEST_TIMEOUT_MS", 60_000)
+})
+export type ProvidersConfig = Config.Config.Success<typeof ProvidersConfig>
+
+export const RedisConfig = Config.all({
+  url: optionalSecret("REDIS_URL")
+})

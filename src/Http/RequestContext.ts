@@ -1,0 +1,68 @@
+/**
+ * The outermost middleware: request id (an incoming well-formed one is
+ * honoured), body limit (413 before anything reads the body), content type
+ * (400 for a body that is not JSON), the access log line, and a last guard
+ * that answers anything that escaped with the catalog body.
+ */
+import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type { HttpApp } from "@effect/platform"
+import { withMaxBodySize } from "@effect/platform/HttpIncomingMessage"
+import { Cause, Effect, Option } from "effect"
+import { randomUUID } from "node:crypto"
+import { type ApiError, BadRequest, PayloadTooLarge } from "../Errors.js"
+import { errorResponse, toApiError } from "./ErrorHandling.js"
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
+
+export const requestIdOf = (req: HttpServerRequest.HttpServerRequest): string => {
+  const incoming = req.headers["x-request-id"]
+  return incoming !== undefined && requestIdPattern.test(incoming) ? incoming : `req_${randomUUID()}`
+}
+
+const bodyMethods = new Set(["POST", "PUT", "PATCH"])
+
+const precheck = (req: HttpServerRequest.HttpServerRequest, maxBodyBytes: number): Option.Option<ApiError> => {
+  const length = req.headers["content-length"]
+  const declared = length !== undefined ? Number(length) : undefined
+  if (declared !== undefined && Number.isFinite(declared) && declared > maxBodyBytes) {
+    return Option.some(new PayloadTooLarge({ message: `The request body is larger than ${maxBodyBytes} bytes.` }))
+  }
+  const hasBody = (declared !== undefined && declared > 0) || req.headers["transfer-encoding"] !== undefined
+  const contentType = req.headers["content-type"]
+  if (bodyMethods.has(req.method) && hasBody && (contentType === undefined || !contentType.toLowerCase().includes("application/json"))) {
+    return Option.some(new BadRequest({ message: "The request body must be JSON (Content-Type: application/json)." }))
+  }
+  return Option.none()
+}
+
+const quietPaths = new Set(["/health", "/ready", "/metrics"])
+
+export const requestContext = (maxBodyBytes: number) =>
+<E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) => {
+    const requestId = requestIdOf(req)
+    const started = Date.now()
+    const path = req.url.split("?")[0] ?? req.url
+    const handled = Option.match(precheck(req, maxBodyBytes), {
+      onSome: (e) => Effect.succeed(errorResponse(e)),
+      onNone: () =>
+        app.pipe(
+          withMaxBodySize(Option.some(maxBodyBytes)),
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.interrupt
+              : Effect.map(toApiError(cause), errorResponse)
+          )
+        )
+    })
+    return handled.pipe(
+      Effect.tap((response) =>
+        quietPaths.has(path) ? Effect.void : Effect.logInfo("request").pipe(
+          Effect.annotateLogs({ method: req.method, path, status: response.status, duration_ms: Date.now() - started })
+        )
+      ),
+      Effect.map((response) => HttpServerResponse.setHeader(response, "x-request-id", requestId)),
+      Effect.annotateLogs("request_id", requestId),
+      HttpMiddleware.withLoggerDisabled
+    )
+  })

@@ -1,0 +1,353 @@
+/**
+ * HTTP plumbing shared by the adapters: per-attempt deadlines, sending a
+ * request and classifying every way it can fail, reading bodies with an idle
+ * timeout, and parsing upstream error bodies and `Retry-After`.
+ *
+ * Cancellation: requests go through `HttpClient.withScope`, so the request's
+ * AbortController is aborted when the surrounding scope closes — on success
+ * (a no-op once the body was read), on failure, and on interruption. The
+ * adapters open that scope per attempt (`Effect.scoped` for `complete`,
+ * `Stream.unwrapScoped` for `stream`), so interrupting the returned
+ * Effect/Stream aborts the upstream request at once.
+ */
+import { Headers, type HttpClient, type HttpClientError, type HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { Chunk, Clock, Duration, Effect, Option, Schema, type Scope, Stream } from "effect"
+import type { ChatChunk } from "./Domain.js"
+import {
+  AttemptTimeout,
+  ConnectError,
+  type ProviderError,
+  StreamCutError,
+  UpstreamDecodeError,
+  UpstreamInBandError,
+  UpstreamStatusError
+} from "./Errors.js"
+import type { SseEvent } from "./Sse.js"
+
+/** Per-attempt limits. Interrupting the Effect/Stream aborts the request; there is no AbortSignal. */
+export interface AttemptOptions {
+  /**
+   * TCP/TLS connect. The pooled undici dispatcher enforces its own connect
+   * timeout (see `Adapter.layerHttpClient`); per attempt, this budget is added
+   * to `firstByteTimeout` to bound the wait for the response headers.
+   */
+  readonly connectTimeout: Duration.DurationInput
+  /** Response headers (non-streaming) / first SSE event (streaming), counted after the connect budget. */
+  readonly firstByteTimeout: Duration.DurationInput
+  /** Longest gap between SSE events (streaming) or body chunks (non-streaming body). */
+  readonly idleTimeout: Duration.DurationInput
+  /** Optional bound on the whole attempt, body included. */
+  readonly totalTimeout?: Duration.DurationInput
+}
+
+/** The clock facts of one attempt, fixed when it starts. */
+export interface Attempt {
+  readonly provider: string
+  readonly connectMs: number
+  /** connect + first byte budget. */
+  readonly firstByteMs: number
+  readonly firstByteDeadline: number
+  readonly idleMs: number
+  readonly totalMs: number | null
+  readonly totalDeadline: number | null
+}
+
+export const beginAttempt = (provider: string, opts: AttemptOptions): Effect.Effect<Attempt> =>
+  Effect.map(Clock.currentTimeMillis, (now) => {
+    const connectMs = Duration.toMillis(opts.connectTimeout)
+    const firstByteMs = connectMs + Duration.toMillis(opts.firstByteTimeout)
+    const totalMs = opts.totalTimeout === undefined ? null : Duration.toMillis(opts.totalTimeout)
+    return {
+      provider,
+      connectMs,
+      firstByteMs,
+      firstByteDeadline: now + firstByteMs,
+      idleMs: Duration.toMillis(opts.idleTimeout),
+      totalMs,
+      totalDeadline: totalMs === null ? null : now + totalMs
+    }
+  })
+
+type Phase = "first_byte" | "idle"
+
+/** How long the next wait may take, and which timeout fires if it does not end in time. */
+const budget = (a: Attempt, phase: Phase, now: number): { readonly waitMs: number; readonly timeout: AttemptTimeout } => {
+  const phaseMs = phase === "first_byte" ? a.firstByteDeadline - now : a.idleMs
+  if (a.totalDeadline !== null && a.totalMs !== null && a.totalDeadline - now < phaseMs) {
+    return {
+      waitMs: Math.max(0, a.totalDeadline - now),
+      timeout: new AttemptTimeout({ provider: a.provider, kind: "total", timeoutMs: a.totalMs })
+    }
+  }
+  return {
+    waitMs: Math.max(0, phaseMs),
+    timeout: new AttemptTimeout({ provider: a.provider, kind: phase, timeoutMs: phase === "first_byte" ? a.firstByteMs : a.idleMs })
+  }
+}
+
+const withBudget = <A, E, R, E2>(
+  a: Attempt,
+  phase: Phase,
+  self: Effect.Effect<A, E, R>,
+  wrap: (t: AttemptTimeout) => E2
+): Effect.Effect<A, E | E2, R> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const b = budget(a, phase, now)
+    return Effect.timeoutFail(self, { duration: Duration.millis(b.waitMs), onTimeout: () => wrap(b.timeout) })
+  })
+
+/**
+ * Applies the attempt's deadlines to a stream of events: the first non-empty
+ * chunk must arrive within `firstPhase`'s budget, every later one within the
+ * idle timeout (and everything within the total timeout). Empty chunks (bytes
+ * that completed no event, e.g. keep-alive comments) do not count as progress.
+ */
+export const timed = <A, E, R>(a: Attempt, firstPhase: Phase, self: Stream.Stream<A, E, R>): Stream.Stream<A, E | AttemptTimeout, R> =>
+  Stream.unwrapScoped(
+    Effect.map(Stream.toPull(self), (pull) => {
+      let seen = false
+      const pullNonEmpty: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>, R> = Effect.flatMap(pull, (chunk) =>
+        Chunk.isEmpty(chunk) ? pullNonEmpty : Effect.succeed(chunk)
+      )
+      const next: Effect.Effect<Chunk.Chunk<A>, Option.Option<E | AttemptTimeout>, R> = Effect.suspend(() =>
+        withBudget(a, seen ? "idle" : firstPhase, pullNonEmpty, (t) => Option.some(t))
+      ).pipe(Effect.tap(() => Effect.sync(() => { seen = true })))
+      return Stream.repeatEffectChunkOption(next)
+    })
+  )
+
+// ---------------------------------------------------------------------------
+// Transport error classification
+
+const WithCode = Schema.Struct({ code: Schema.String })
+const WithMessage = Schema.Struct({ message: Schema.String })
+const WithCause = Schema.Struct({ cause: Schema.Unknown })
+const decodeCode = Schema.decodeUnknownOption(WithCode)
+const decodeMessage = Schema.decodeUnknownOption(WithMessage)
+const decodeCause = Schema.decodeUnknownOption(WithCause)
+
+/** The first error code and message along the `cause` chain of a Node/undici error. */
+const describeCause = (cause: unknown): { readonly code: string | null; readonly message: string } => {
+  let code: string | null = null
+  let message: string | null = null
+  let current: unknown = cause
+  for (let depth = 0; depth < 6 && current !== undefined && current !== null; depth++) {
+    if (code === null) code = Option.getOrNull(Option.map(decodeCode(current), (c) => c.code))
+    const m = Option.getOrNull(Option.map(decodeMessage(current), (c) => c.message))
+    if (message === null && m !== null && m !== "") message = m
+    current = Option.getOrUndefined(Option.map(decodeCause(current), (c) => c.cause))
+  }
+  return { code, message: truncate(message ?? String(cause), 300) }
+}
+
+/** Maps a transport-level failure (before or while reading the response) to a ProviderError. */
+export const fromTransport = (a: Attempt, phase: "connect" | "body", cause: unknown): ConnectError | AttemptTimeout => {
+  const { code, message } = describeCause(cause)
+  switch (code) {
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return new AttemptTimeout({ provider: a.provider, kind: "connect", timeoutMs: a.connectMs })
+    case "UND_ERR_HEADERS_TIMEOUT":
+      return new AttemptTimeout({ provider: a.provider, kind: "first_byte", timeoutMs: a.firstByteMs })
+    case "UND_ERR_BODY_TIMEOUT":
+      return new AttemptTimeout({ provider: a.provider, kind: "idle", timeoutMs: a.idleMs })
+    default:
+      return new ConnectError({ provider: a.provider, phase, code, detail: message })
+  }
+}
+
+export const fromHttpClientError = (a: Attempt, e: HttpClientError.HttpClientError): ConnectError | AttemptTimeout => {
+  if (e._tag === "RequestError") {
+    switch (e.reason) {
+      case "Transport":
+        return fromTransport(a, "connect", e.cause)
+      case "InvalidUrl":
+        return new ConnectError({ provider: a.provider, phase: "connect", code: "ERR_INVALID_URL", detail: "invalid upstream URL" })
+      case "Encode":
+        return new ConnectError({ provider: a.provider, phase: "connect", code: "ERR_INVALID_REQUEST", detail: "could not encode the request body" })
+    }
+  }
+  return fromTransport(a, "body", e.cause)
+}
+
+// ---------------------------------------------------------------------------
+// Sending and reading
+
+/**
+ * Sends `request` and waits for the response headers within
+ * connect + first-byte budget. Non-2xx responses become
+ * `UpstreamStatusError` (error body read, bounded, and parsed).
+ */
+export const send = (
+  client: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>,
+  a: Attempt,
+  request: HttpClientRequest.HttpClientRequest
+): Effect.Effect<HttpClientResponse.HttpClientResponse, ProviderError, Scope.Scope> =>
+  withBudget(
+    a,
+    "first_byte",
+    Effect.mapError(client.execute(request), (e) => fromHttpClientError(a, e)),
+    (t) => t
+  ).pipe(Effect.flatMap((response) => (response.status >= 200 && response.status < 300 ? Effect.succeed(response) : statusError(a, response))))
+
+const maxErrorBodyBytes = 16 * 1024
+
+const statusError = (a: Attempt, response: HttpClientResponse.HttpClientResponse): Effect.Effect<never, UpstreamStatusError> =>
+  Effect.gen(function* () {
+    const text = yield* readBody(a, response, maxErrorBodyBytes).pipe(Effect.orElseSucceed(() => ""))
+    const now = yield* Clock.currentTimeMillis
+    const parsed = parseUpstreamError(text)
+    return yield* new UpstreamStatusError({
+      provider: a.provider,
+      status: response.status,
+      retryAfterMs: parseRetryAfter(response.headers, now),
+      upstreamType: parsed.type,
+      upstreamMessage: parsed.message
+    })
+  })
+
+/** Reads a body as UTF-8 text with the idle timeout between chunks; stops after `maxBytes`. */
+export const readBody = (
+  a: Attempt,
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number = Number.POSITIVE_INFINITY
+): Effect.Effect<string, ConnectError | AttemptTimeout> =>
+  timed(a, "idle", Stream.mapError(response.stream, (e) => fromHttpClientError(a, e))).pipe(
+    Stream.runFoldWhile(
+      { size: 0, parts: [] as Array<Uint8Array> },
+      (acc) => acc.size < maxBytes,
+      (acc, bytes) => {
+        acc.parts.push(bytes)
+        return { size: acc.size + bytes.length, parts: acc.parts }
+      }
+    ),
+    Effect.map((acc) => new TextDecoder().decode(Buffer.concat(acc.parts)))
+  )
+
+/** Decodes a JSON body with `schema`; anything else is an UpstreamDecodeError. */
+export const decodeJson = <A, I>(provider: string, schema: Schema.Schema<A, I>, text: string): Effect.Effect<A, UpstreamDecodeError> =>
+  Schema.decodeUnknown(Schema.parseJson(schema))(text).pipe(
+    Effect.mapError((e) => new UpstreamDecodeError({ provider, detail: truncate(e.message, 300) }))
+  )
+
+// ---------------------------------------------------------------------------
+// Upstream error bodies and Retry-After
+
+const ErrorObject = Schema.Struct({
+  message: Schema.optional(Schema.NullOr(Schema.String)),
+  type: Schema.optional(Schema.NullOr(Schema.String)),
+  code: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Number)))
+})
+
+/** OpenAI / Anthropic `{error: {...}}`, Ollama `{error: "..."}`, vLLM `{message, type}`, FastAPI `{detail}`. */
+const ErrorBody = Schema.Union(
+  Schema.Struct({ error: Schema.Union(Schema.String, ErrorObject) }),
+  Schema.Struct({ message: Schema.String, type: Schema.optional(Schema.NullOr(Schema.String)) }),
+  Schema.Struct({ detail: Schema.String })
+)
+const decodeErrorBody = Schema.decodeUnknownOption(Schema.parseJson(ErrorBody))
+
+export interface UpstreamErrorInfo {
+  readonly type: string | null
+  readonly message: string | null
+}
+
+export const errorInfo = (error: string | typeof ErrorObject.Type): UpstreamErrorInfo =>
+  typeof error === "string"
+    ? { type: null, message: truncate(error, 500) }
+    : {
+      type: error.type ?? (typeof error.code === "string" ? error.code : null),
+      message: error.message === undefined || error.message === null ? null : truncate(error.message, 500)
+    }
+
+/** The error fields of a JSON error body, if `text` is one. */
+export const errorBodyInfo = (text: string): Option.Option<UpstreamErrorInfo> =>
+  Option.map(decodeErrorBody(text), (body) =>
+    "error" in body
+      ? errorInfo(body.error)
+      : "detail" in body
+      ? { type: null, message: truncate(body.detail, 500) }
+      : { type: body.type ?? null, message: truncate(body.message, 500) })
+
+/** Error fields of any error body: JSON error shapes, else the (truncated) text itself. */
+export const parseUpstreamError = (text: string): UpstreamErrorInfo => {
+  const trimmed = text.trim()
+  if (trimmed === "") return { type: null, message: null }
+  return Option.getOrElse(errorBodyInfo(trimmed), () => ({ type: null, message: truncate(trimmed, 200) }))
+}
+
+export { ErrorObject }
+
+/** `retry-after-ms` (OpenAI) wins; else `Retry-After` as delta-seconds or HTTP-date (relative to `nowMs`). */
+export const parseRetryAfter = (headers: Headers.Headers, nowMs: number): number | null => {
+  const ms = Option.getOrUndefined(Headers.get(headers, "retry-after-ms"))
+  if (ms !== undefined && /^\s*\d+(\.\d+)?\s*$/.test(ms)) return Math.round(Number(ms))
+  const value = Option.getOrUndefined(Headers.get(headers, "retry-after"))?.trim()
+  if (value === undefined || value === "") return null
+  if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000)
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? null : Math.max(0, date - nowMs)
+}
+
+export const truncate = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max)}…`)
+
+// ---------------------------------------------------------------------------
+// Streaming chat translation
+
+/**
+ * Checks that a 2xx streaming response really is an event stream. A JSON
+ * body where SSE was expected is read: an error object becomes
+ * `UpstreamInBandError`, anything else `UpstreamDecodeError`.
+ */
+export const expectEventStream = (
+  a: Attempt,
+  response: HttpClientResponse.HttpClientResponse
+): Effect.Effect<HttpClientResponse.HttpClientResponse, ProviderError> => {
+  const contentType = Option.getOrElse(Headers.get(response.headers, "content-type"), () => "")
+  if (contentType === "" || contentType.toLowerCase().includes("text/event-stream")) return Effect.succeed(response)
+  return Effect.flatMap(readBody(a, response, maxErrorBodyBytes), (text): Effect.Effect<never, ProviderError> =>
+    Option.match(errorBodyInfo(text), {
+      onNone: () =>
+        Effect.fail(new UpstreamDecodeError({ provider: a.provider, detail: `expected text/event-stream, got ${truncate(contentType, 80)}` })),
+      onSome: (info) =>
+        Effect.fail(new UpstreamInBandError({ provider: a.provider, upstreamType: info.type, upstreamMessage: info.message, chunksReceived: 0 }))
+    }))
+}
+
+/**
+ * Turns SSE events into chat chunks with a provider-specific `step`, and
+ * enforces the stream contract shared by all providers:
+ * - transport failures mid-stream become `StreamCutError` (with the number of
+ *   deltas already emitted);
+ * - the stream must reach a `Finish` chunk, else `StreamCutError`;
+ * - after `Finish`, the rest of the body is drained (so the connection is
+ *   released cleanly) and ignored, failures included.
+ */
+export const chatStream = <S>(
+  a: Attempt,
+  events: Stream.Stream<SseEvent, ConnectError | AttemptTimeout>,
+  initial: S,
+  step: (state: S, event: SseEvent, delivered: number) => Effect.Effect<readonly [S, ReadonlyArray<ChatChunk>], ProviderError>
+): Stream.Stream<ChatChunk, ProviderError> =>
+  Stream.suspend(() => {
+    let state = initial
+    let delivered = 0
+    let finished = false
+    const cut = (detail: string) => new StreamCutError({ provider: a.provider, chunksReceived: delivered, detail })
+    return events.pipe(
+      Stream.mapError((e): ProviderError => (e._tag === "ConnectError" ? cut(e.detail) : e)),
+      Stream.mapConcatEffect((event) =>
+        finished
+          ? Effect.succeed([])
+          : Effect.map(step(state, event, delivered), ([next, chunks]) => {
+            state = next
+            for (const c of chunks) {
+              if (c._tag === "Delta") delivered++
+              else finished = true
+            }
+            return chunks
+          })
+      ),
+      Stream.catchAll((e) => (finished ? Stream.empty : Stream.fail(e))),
+      Stream.concat(Stream.suspend(() => (finished ? Stream.empty : Stream.fail(cut("stream ended before its terminal event")))))
+    )
+  })
