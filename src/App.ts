@@ -29,9 +29,12 @@ const HttpLive = Layer.unwrapEffect(Effect.map(ServerConfig, (cfg) =>
   )
 ))
 
-/** The whole server; needs only configuration (and a logger). */
+/**
+ * The whole server; needs only configuration (and a logger). It also exposes
+ * the HTTP server, the SQL client and the pool, for tests and tools.
+ */
 export const AppLive = HttpLive.pipe(
-  Layer.provide(ServerLive),
-  Layer.provide(Services),
-  Layer.provide(SqlLive)
+  Layer.provideMerge(ServerLive),
+  Layer.provideMerge(Services),
+  Layer.provideMerge(SqlLive)
 )

@@ -30,7 +30,10 @@ const list = (name: string) =>
   )
 
 export const ServerConfig = Config.all({
-  port: Config.port("PORT").pipe(Config.withDefault(8080)),
+  port: Config.integer("PORT").pipe(
+    Config.withDefault(8080),
+    Config.validate({ message: "PORT must be 0..65535 (0: any free port)", validation: (n) => n >= 0 && n <= 65535 })
+  ),
   host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
   maxBodyBytes: positiveInt("PARLEY_MAX_BODY_BYTES", 4 * 1024 * 1024),
   shutdownDrain: millis("PARLEY_SHUTDOWN_DRAIN_MS", 10_000),

@@ -5,7 +5,7 @@
  * that answers anything that escaped with the catalog body.
  */
 import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type { HttpApp } from "@effect/platform"
+import { HttpApp } from "@effect/platform"
 import { withMaxBodySize } from "@effect/platform/HttpIncomingMessage"
 import { Cause, Effect, Option } from "effect"
 import { randomUUID } from "node:crypto"
@@ -43,10 +43,13 @@ export const requestContext = (maxBodyBytes: number) =>
     const requestId = requestIdOf(req)
     const started = Date.now()
     const path = req.url.split("?")[0] ?? req.url
+    // The app writes its response before this middleware sees it: headers go on through a pre-response handler.
+    const withId = (res: HttpServerResponse.HttpServerResponse) => HttpServerResponse.setHeader(res, "x-request-id", requestId)
     const handled = Option.match(precheck(req, maxBodyBytes), {
       onSome: (e) => Effect.succeed(errorResponse(e)),
       onNone: () =>
-        app.pipe(
+        HttpApp.appendPreResponseHandler((_, res) => Effect.succeed(withId(res))).pipe(
+          Effect.zipRight(app),
           withMaxBodySize(Option.some(maxBodyBytes)),
           Effect.catchAllCause((cause) =>
             Cause.isInterruptedOnly(cause)
@@ -61,7 +64,7 @@ export const requestContext = (maxBodyBytes: number) =>
           Effect.annotateLogs({ method: req.method, path, status: response.status, duration_ms: Date.now() - started })
         )
       ),
-      Effect.map((response) => HttpServerResponse.setHeader(response, "x-request-id", requestId)),
+      Effect.map(withId),
       Effect.annotateLogs("request_id", requestId),
       HttpMiddleware.withLoggerDisabled
     )

@@ -34,10 +34,9 @@ export interface ParserState {
 
 export const initialState: ParserState = { buffer: "", pendingCR: false, event: undefined, data: [] }
 
-const lineBreak = /[\r\n]/g
-
 /** Feeds decoded text into the parser; returns the new state and the events completed by it. */
 export const feed = (state: ParserState, text: string): readonly [ParserState, ReadonlyArray<SseEvent>] => {
+  const lineBreak = /[\r\n]/g
   const events: Array<SseEvent> = []
   let event = state.event
   let data: Array<string> = [...state.data]

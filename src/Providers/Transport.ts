@@ -213,7 +213,7 @@ export const readBody = (
 ): Effect.Effect<string, ConnectError | AttemptTimeout> =>
   timed(a, "idle", Stream.mapError(response.stream, (e) => fromHttpClientError(a, e))).pipe(
     Stream.runFoldWhile(
-      { size: 0, parts: [] as Array<Uint8Array> },
+      { size: 0, parts: new Array<Uint8Array>() },
       (acc) => acc.size < maxBytes,
       (acc, bytes) => {
         acc.parts.push(bytes)
@@ -232,7 +232,7 @@ export const decodeJson = <A, I>(provider: string, schema: Schema.Schema<A, I>, 
 // ---------------------------------------------------------------------------
 // Upstream error bodies and Retry-After
 
-const ErrorObject = Schema.Struct({
+export const ErrorObject = Schema.Struct({
   message: Schema.optional(Schema.NullOr(Schema.String)),
   type: Schema.optional(Schema.NullOr(Schema.String)),
   code: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Number)))
@@ -274,8 +274,6 @@ export const parseUpstreamError = (text: string): UpstreamErrorInfo => {
   if (trimmed === "") return { type: null, message: null }
   return Option.getOrElse(errorBodyInfo(trimmed), () => ({ type: null, message: truncate(trimmed, 200) }))
 }
-
-export { ErrorObject }
 
 /** `retry-after-ms` (OpenAI) wins; else `Retry-After` as delta-seconds or HTTP-date (relative to `nowMs`). */
 export const parseRetryAfter = (headers: Headers.Headers, nowMs: number): number | null => {
