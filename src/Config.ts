@@ -3,7 +3,7 @@
  * A bad value stops startup with a message naming the variable (ConfigError).
  * The README's configuration table lists the same names and defaults.
  */
-import { Config, Duration, LogLevel, Option, Redacted } from "effect"
+import { Config, ConfigError, Duration, Either, LogLevel, Option, Redacted } from "effect"
 
 const positiveInt = (name: string, fallback: number) =>
   Config.integer(name).pipe(
@@ -96,3 +96,31 @@ export type ProvidersConfig = Config.Config.Success<typeof ProvidersConfig>
 export const RedisConfig = Config.all({
   url: optionalSecret("REDIS_URL")
 })
+
+const regexList = (name: string) =>
+  optionalString(name).pipe(
+    Config.mapOrFail((value) => {
+      if (Option.isNone(value)) return Either.right([] as ReadonlyArray<RegExp>)
+      try {
+        const parsed: unknown = JSON.parse(value.value)
+        if (!Array.isArray(parsed) || !parsed.every((p): p is string => typeof p === "string")) {
+          return Either.left(ConfigError.InvalidData([name], `${name} must be a JSON array of regular expressions`))
+        }
+        return Either.right(parsed.map((p) => new RegExp(p, "iu")))
+      } catch (e) {
+        return Either.left(ConfigError.InvalidData([name], `${name} must be a JSON array of valid regular expressions: ${String(e)}`))
+      }
+    })
+  )
+
+export const LimitsConfig = Config.all({
+  /** Requests per minute per API key (per user for JWTs); 0 turns the limit off. */
+  rateLimitPerMinute: Config.integer("PARLEY_RATE_LIMIT_PER_MINUTE").pipe(
+    Config.withDefault(600),
+    Config.validate({ message: "PARLEY_RATE_LIMIT_PER_MINUTE must be >= 0", validation: (n) => n >= 0 })
+  ),
+  maxPromptChars: positiveInt("PARLEY_MAX_PROMPT_CHARS", 200_000),
+  blockedPatterns: regexList("PARLEY_BLOCKED_PATTERNS"),
+  idempotencyTtl: millis("PARLEY_IDEMPOTENCY_TTL_MS", 24 * 60 * 60 * 1000)
+})
+export type LimitsConfig = Config.Config.Success<typeof LimitsConfig>

@@ -69,3 +69,23 @@ export const layer = (options: TestServerOptions = {}) =>
     })
   )
 
+
+/** The upstream simulator, started before the server that points at it. */
+export class Sim extends Context.Tag("test/Sim")<Sim, import("./Simulator.js").Simulator>() {}
+
+/** A simulator plus a Parley whose providers point at it. */
+export const withSimulator = (
+  env: (simUrl: string) => Record<string, string> = (url) => ({
+    OPENAI_API_KEY: "sk-sim-1",
+    OPENAI_BASE_URL: `${url}/v1`,
+    ANTHROPIC_API_KEY: "sk-ant-sim-1",
+    ANTHROPIC_BASE_URL: url,
+    PARLEY_DEFAULT_PROVIDER: "openai"
+  }),
+  options: Omit<TestServerOptions, "env"> = {}
+) =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const { SimulatorResource } = yield* Effect.promise(() => import("./Simulator.js"))
+    const sim = yield* SimulatorResource({ port: 0 })
+    return Layer.merge(layer({ ...options, env: env(sim.url) }), Layer.succeed(Sim, sim))
+  }))

@@ -1,0 +1,77 @@
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect, Option } from "effect"
+import { randomUUID } from "node:crypto"
+import { Api } from "../Api.js"
+import { requireUser } from "../Auth/Policy.js"
+import { Admission } from "../Limits/Admission.js"
+import { Gateway } from "../Providers/Gateway.js"
+import { Duration } from "effect"
+import { Idempotency, type Outcome } from "./Idempotency.js"
+import { completionJson, promptText, sseEvents, toPrompt } from "./OpenAiFormat.js"
+
+export const OpenAiHttp = HttpApiBuilder.group(Api, "openai", (handlers) =>
+  Effect.gen(function*() {
+    const gateway = yield* Gateway
+    const admission = yield* Admission
+    const idempotency = yield* Idempotency
+    return handlers
+      .handle("chatCompletions", ({ headers, payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* requireUser
+          const prompt = toPrompt(payload)
+          const timeout = headers["x-parley-timeout-ms"] !== undefined
+            ? Duration.millis(headers["x-parley-timeout-ms"])
+            : gateway.defaultTimeout
+          const run = Effect.gen(function*() {
+            const admitted = yield* admission.admit(principal, promptText(prompt.messages))
+            const id = `chatcmpl-${randomUUID()}`
+            const settle = (input: number, output: number) =>
+              admission.addTokens(admitted.reservation, input, output).pipe(
+                Effect.tapError((e) => Effect.logWarning("token usage not recorded").pipe(Effect.annotateLogs({ code: e.message }))),
+                Effect.ignore
+              )
+            if (payload.stream !== true) {
+              const served = yield* gateway.complete(payload.model, prompt, { timeout })
+              yield* settle(served.response.usage.inputTokens, served.response.usage.outputTokens)
+              return {
+                _tag: "Json",
+                status: 200,
+                headers: { ...admitted.headers, "x-parley-provider": served.provider, "x-parley-model": served.model },
+                body: JSON.stringify(completionJson(id, payload.model, served.response))
+              } satisfies Outcome
+            }
+            const served = yield* gateway.stream(payload.model, prompt, { timeout })
+            return {
+              _tag: "Sse",
+              headers: { ...admitted.headers, "x-parley-provider": served.provider, "x-parley-model": served.model },
+              events: sseEvents({
+                id,
+                model: payload.model,
+                includeUsage: payload.stream_options?.include_usage === true,
+                chunks: served.chunks,
+                onFinish: (usage) => usage === null ? Effect.void : settle(usage.inputTokens, usage.outputTokens),
+                onFailure: (f, errorId) =>
+                  Effect.logWarning("stream failed after it began").pipe(
+                    Effect.annotateLogs({ code: f.code, error_id: errorId, provider: served.provider })
+                  )
+              })
+            } satisfies Outcome
+          })
+          return yield* idempotency.wrap(principal.userId, "chat.completions", Option.fromNullable(headers["idempotency-key"]), payload, run)
+        }).pipe(Effect.withSpan("Chat.completions")))
+      .handle("models", () =>
+        Effect.gen(function*() {
+          yield* requireUser
+          const m = yield* gateway.models
+          const created = Math.floor(Date.now() / 1000)
+          const ids = [
+            ...m.named,
+            ...Option.toArray(m.defaultModel),
+            ...m.providers.map((p) => `${p}/*`)
+          ]
+          return {
+            object: "list" as const,
+            data: [...new Set(ids)].map((id) => ({ id, object: "model" as const, created, owned_by: "parley" }))
+          }
+        }))
+  }))
