@@ -22,7 +22,7 @@ export const startEmbedded = (options: { readonly dataDir: string; readonly inMe
         }
         const db = await PGlite.create(dir !== undefined ? { dataDir: dir } : {})
         // pglite-socket serialises queries and keeps a transaction on the connection that opened it.
-        const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1", maxConnections: 64 })
+        const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1", maxConnections: 4 })
         await server.start()
         return { db, server, dir }
       },

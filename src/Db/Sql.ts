@@ -19,7 +19,9 @@ const makePool = (url: Redacted.Redacted<string>, cfg: DbConfig, embedded: boole
     Effect.sync(() => {
       const pool = new pg.Pool({
         connectionString: Redacted.value(url),
-        max: embedded ? Math.min(cfg.poolMax, 4) : cfg.poolMax,
+        // PGlite is one backend: several client connections interleave statements of different
+        // transactions (seen as wrong results under load), so the embedded database gets one.
+        max: embedded ? 1 : cfg.poolMax,
         connectionTimeoutMillis: Duration.toMillis(cfg.connectTimeout),
         idleTimeoutMillis: 30_000,
         // Client-side: works for the embedded server too; the server-side one frees the backend.

@@ -1,0 +1,63 @@
+/**
+ * Turns in one session run one at a time. Inside an instance a semaphore per
+ * session queues them without touching the database; across instances a
+ * lease on the session row (renewed while the turn runs, expiring if its
+ * instance dies) does the same without holding a connection.
+ */
+import { Duration, Effect, Fiber, Schedule, Scope } from "effect"
+import { randomUUID } from "node:crypto"
+import { ChatConfig } from "../Config.js"
+import type { SessionId } from "../Sessions/Domain.js"
+import { TurnRepo } from "./TurnRepo.js"
+
+interface Local {
+  readonly semaphore: Effect.Semaphore
+  users: number
+}
+
+export class SessionLock extends Effect.Service<SessionLock>()("parley/SessionLock", {
+  effect: Effect.gen(function*() {
+    const repo = yield* TurnRepo
+    const cfg = yield* ChatConfig
+    const leaseMs = Duration.toMillis(cfg.turnLease)
+    const locals = new Map<string, Local>()
+
+    const local = (sessionId: string) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const entry = locals.get(sessionId) ?? { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
+          entry.users++
+          locals.set(sessionId, entry)
+          return entry
+        }),
+        (entry) => Effect.sync(() => {
+          entry.users--
+          if (entry.users === 0) locals.delete(sessionId)
+        })
+      )
+
+    /** Holds the session until `scope` closes; waits while another turn holds it. */
+    const hold = (sessionId: SessionId, scope: Scope.Scope) =>
+      Effect.gen(function*() {
+        const entry = yield* local(sessionId)
+        yield* Effect.acquireRelease(entry.semaphore.take(1), () => entry.semaphore.release(1))
+        const owner = randomUUID()
+        yield* Effect.acquireRelease(
+          repo.tryLease(sessionId, owner, leaseMs).pipe(
+            Effect.filterOrFail((taken) => taken, () => "busy" as const),
+            Effect.retry({ schedule: Schedule.exponential("20 millis", 1.5).pipe(Schedule.union(Schedule.spaced("250 millis"))), while: (e) => e === "busy" }),
+            Effect.catchIf((e) => e === "busy", () => Effect.dieMessage("unreachable: lease retry stopped while busy"))
+          ),
+          () => repo.releaseLease(sessionId, owner).pipe(Effect.ignoreLogged)
+        )
+        const renew = yield* repo.tryLease(sessionId, owner, leaseMs).pipe(
+          Effect.ignoreLogged,
+          Effect.repeat(Schedule.spaced(Duration.millis(Math.max(100, Math.floor(leaseMs / 3))))),
+          Effect.forkDaemon
+        )
+        yield* Effect.addFinalizer(() => Fiber.interrupt(renew))
+      }).pipe(Scope.extend(scope), Effect.withSpan("SessionLock.hold"))
+
+    return { hold } as const
+  })
+}) {}
