@@ -1,4 +1,4 @@
-import { describe, expect, it, layer } from "@effect/vitest"
+import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { at, call, createUser, expectCatalogError, str } from "../support/Http.js"
 import * as TestServer from "../support/TestServer.js"
