@@ -124,3 +124,54 @@ export const LimitsConfig = Config.all({
   idempotencyTtl: millis("PARLEY_IDEMPOTENCY_TTL_MS", 24 * 60 * 60 * 1000)
 })
 export type LimitsConfig = Config.Config.Success<typeof LimitsConfig>
+
+export const ChatConfig = Config.all({
+  /** Characters of session history sent with a turn; the newest messages are kept. */
+  historyBudgetChars: positiveInt("PARLEY_HISTORY_BUDGET_CHARS", 24_000),
+  memoryReadTimeout: millis("PARLEY_MEMORY_READ_TIMEOUT_MS", 500),
+  memoryTopK: positiveInt("PARLEY_MEMORY_TOP_K", 5),
+  /** Memory for sessions without an agent (an agent's own setting wins). */
+  memoryDefault: Config.boolean("PARLEY_MEMORY_DEFAULT").pipe(Config.withDefault(false)),
+  /** How long a turn holds its session's lease before it must renew it. */
+  turnLease: millis("PARLEY_TURN_LEASE_MS", 30_000)
+})
+export type ChatConfig = Config.Config.Success<typeof ChatConfig>
+
+/** Trace export details (the endpoint and service name are in ObservabilityConfig). */
+export const TracingExportConfig = Config.all({
+  /** Extra exporter headers, `key=value,key2=value2` (e.g. Honeycomb's `x-honeycomb-team=…`). */
+  headers: optionalSecret("OTEL_EXPORTER_OTLP_HEADERS"),
+  /** Delay between batch exports: the standard OTel name; tests set it low. */
+  batchDelay: millis("OTEL_BSP_SCHEDULE_DELAY", 5_000)
+})
+export type TracingExportConfig = Config.Config.Success<typeof TracingExportConfig>
+
+export const PoolHealthConfig = Config.all({
+  interval: millis("PARLEY_DB_HEALTH_INTERVAL_MS", 5_000),
+  /** A probe slower than this counts as a failure. */
+  timeout: millis("PARLEY_DB_HEALTH_TIMEOUT_MS", 2_000),
+  /** Connections in use / pool max above which the pool is `degraded`. */
+  degradedRatio: Config.number("PARLEY_DB_POOL_DEGRADED_RATIO").pipe(
+    Config.withDefault(0.9),
+    Config.validate({ message: "PARLEY_DB_POOL_DEGRADED_RATIO must be in (0, 1]", validation: (r) => r > 0 && r <= 1 })
+  )
+})
+export type PoolHealthConfig = Config.Config.Success<typeof PoolHealthConfig>
+
+export const JobsConfig = Config.all({
+  pollInterval: millis("PARLEY_JOBS_POLL_MS", 500),
+  /** Per-job time limit (default 15 minutes); PARLEY_JOB_TIMEOUT_MS_<KIND> overrides it per kind. */
+  defaultTimeout: millis("PARLEY_JOB_TIMEOUT_MS", 15 * 60 * 1000),
+  memoryExtractTimeout: Config.option(Config.integer("PARLEY_JOB_TIMEOUT_MS_MEMORY_EXTRACT").pipe(
+    Config.validate({ message: "PARLEY_JOB_TIMEOUT_MS_MEMORY_EXTRACT must be a positive integer", validation: (n) => n > 0 }),
+    Config.map(Duration.millis)
+  )),
+  maxAttempts: positiveInt("PARLEY_JOB_MAX_ATTEMPTS", 3),
+  concurrency: positiveInt("PARLEY_JOB_CONCURRENCY", 2),
+  backoffBase: millis("PARLEY_JOB_BACKOFF_MS", 2_000),
+  drain: millis("PARLEY_JOBS_DRAIN_MS", 10_000),
+  /** Model (or route/alias) that extracts memories; the default model when unset. */
+  memoryModel: optionalString("PARLEY_MEMORY_MODEL"),
+  workersEnabled: Config.boolean("PARLEY_JOBS_WORKERS").pipe(Config.withDefault(true))
+})
+export type JobsConfig = Config.Config.Success<typeof JobsConfig>

@@ -8,7 +8,10 @@ import { SqlClient, SqlSchema } from "@effect/sql"
 import { Effect, Option, Schema } from "effect"
 import { randomUUID } from "node:crypto"
 import { AgentParameters } from "../Agents/Domain.js"
+import { JobsConfig } from "../Config.js"
 import { orUnavailable, rowsOrDie } from "../Db/Errors.js"
+import { enqueue } from "../Jobs/Jobs.js"
+import { MEMORY_EXTRACT } from "../Memories/Extraction.js"
 import { NotFound, SessionPersistFailed } from "../Errors.js"
 import type { UserId } from "../Http/Schemas.js"
 import { MessageRow, type SessionId } from "../Sessions/Domain.js"
@@ -40,6 +43,7 @@ const HistoryRow = Schema.Struct({ role: Schema.Literal("system", "user", "assis
 export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const jobs = yield* JobsConfig
 
     const context = (userId: UserId, sessionId: SessionId) =>
       SqlSchema.findOne({
@@ -124,7 +128,17 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
           })
         } RETURNING *`
         yield* sql`UPDATE sessions SET updated_at = now() WHERE id = ${sessionId}`
-        return yield* Schema.decodeUnknown(MessageRow)(rows[0])
+        const message = yield* Schema.decodeUnknown(MessageRow)(rows[0])
+        // Same transaction: a reply that needs its memories extracted is never stored without the job.
+        if (reply.memoryStatus === "pending") {
+          yield* enqueue(sql, {
+            kind: MEMORY_EXTRACT,
+            userId,
+            payload: { message_id: message.id, session_id: sessionId },
+            maxAttempts: jobs.maxAttempts
+          })
+        }
+        return message
       })).pipe(
         Effect.catchAll((cause) => {
           const error = new SessionPersistFailed()

@@ -71,7 +71,8 @@ export const memoryExtractKind = Effect.gen(function*() {
           { role: "user", content: turn.map((m) => `${m.role === "user" ? "User" : "Assistant"}: ${m.content}`).join("\n\n") }
         ],
         temperature: 0
-      }, { timeout: Duration.max(Duration.seconds(1), Duration.subtract(timeout, Duration.millis(100))) }).pipe(
+        // The job's own time limit ends a hung call (ERR_TASK_TIMEOUT); the gateway's is a backstop.
+      }, { timeout: Duration.sum(timeout, Duration.seconds(1)) }).pipe(
         Effect.mapError((e) => new JobFailure({ code: catalog[e._tag].code, message: e.message, retryable: transient.has(e._tag) }))
       )
       const facts = yield* Schema.decodeUnknown(Facts)(jsonObjectIn(served.response.content)).pipe(
