@@ -17,6 +17,8 @@ import { SessionChatHttp } from "./Chat/SessionChatHttp.js"
 import { SessionLock } from "./Chat/SessionLock.js"
 import { TurnRepo } from "./Chat/TurnRepo.js"
 import { HealthHttp } from "./Health/Http.js"
+import { ResponseCache } from "./Cache/ResponseCache.js"
+import { RedisLive } from "./Redis.js"
 import { JobsLive } from "./Jobs/Live.js"
 import { StatusHttp } from "./Status/Http.js"
 import { catalogErrors } from "./Http/ErrorHandling.js"
@@ -53,6 +55,7 @@ const Core = Layer.mergeAll(
   Admission.Default.pipe(Layer.provide(RateLimiterStoreLive)),
   Idempotency.Default,
   TurnRepo.Default,
+  ResponseCache.Default.pipe(Layer.provide(RedisLive)),
   AuthService.Default,
   Memories.Default,
   McpServersRepo.Default,

@@ -175,3 +175,12 @@ export const JobsConfig = Config.all({
   workersEnabled: Config.boolean("PARLEY_JOBS_WORKERS").pipe(Config.withDefault(true))
 })
 export type JobsConfig = Config.Config.Success<typeof JobsConfig>
+
+export const CacheConfig = Config.all({
+  enabled: Config.boolean("PARLEY_CACHE_ENABLED").pipe(Config.withDefault(true)),
+  ttl: millis("PARLEY_CACHE_TTL_MS", 5 * 60 * 1000),
+  maxEntries: positiveInt("PARLEY_CACHE_MAX_ENTRIES", 10_000),
+  /** Largest reply body cached, in characters. */
+  maxEntryChars: positiveInt("PARLEY_CACHE_MAX_ENTRY_CHARS", 256 * 1024)
+})
+export type CacheConfig = Config.Config.Success<typeof CacheConfig>

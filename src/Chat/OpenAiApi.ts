@@ -62,7 +62,9 @@ export const CompletionResponse = Schema.Struct({
 
 export const ChatHeaders = Schema.Struct({
   "x-parley-timeout-ms": Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 600_000))),
-  "idempotency-key": Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)))
+  "idempotency-key": Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))),
+  /** `use`: cache this reply even if it is not deterministic; `skip`: never from or to the cache. */
+  "x-parley-cache": Schema.optional(Schema.Literal("use", "skip"))
 })
 
 export const ModelList = Schema.Struct({

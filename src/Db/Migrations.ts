@@ -8,6 +8,7 @@ import { NodeContext } from "@effect/platform-node"
 import { Migrator } from "@effect/sql"
 import { PgMigrator } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
+import { DbPool } from "./Pool.js"
 import { readdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
@@ -25,6 +26,23 @@ const loader: Migrator.Loader = Effect.try({
   catch: (error) => new Migrator.MigrationError({ reason: "failed", message: String(error) })
 })
 
-export const MigratorLive = PgMigrator.layer({ loader, table: "parley_migrations" }).pipe(
-  Layer.provide(NodeContext.layer)
-)
+/**
+ * Several instances may start at once on a fresh database: the first takes a
+ * Postgres advisory lock on a connection of its own and migrates; the others
+ * wait for it, then find nothing to do. (The embedded database has one
+ * process and one connection, so it needs no lock.)
+ */
+export const MigratorLive = Layer.effectDiscard(Effect.gen(function*() {
+  const { embedded, pool } = yield* DbPool
+  const migrate = PgMigrator.run({ loader, table: "parley_migrations" }).pipe(Effect.provide(NodeContext.layer))
+  if (embedded) return yield* migrate
+  yield* Effect.acquireUseRelease(
+    Effect.tryPromise(async () => {
+      const client = await pool.connect()
+      await client.query("SELECT pg_advisory_lock(7270127)")
+      return client
+    }),
+    () => migrate,
+    (client) => Effect.promise(() => client.query("SELECT pg_advisory_unlock(7270127)").finally(() => client.release()))
+  ).pipe(Effect.mapError((e) => e instanceof Migrator.MigrationError ? e : new Migrator.MigrationError({ reason: "failed", message: String(e) })))
+}))

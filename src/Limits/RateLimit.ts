@@ -6,28 +6,12 @@
  */
 import { RateLimiter } from "@effect/experimental"
 import * as RedisRateLimiter from "@effect/experimental/RateLimiter/Redis"
-import { Duration, Effect, Layer, Metric, Option, Redacted } from "effect"
+import { Duration, Effect, Layer, Metric, Option } from "effect"
 import { LimitsConfig, RedisConfig } from "../Config.js"
 import { RateLimited, RedisUnavailable } from "../Errors.js"
+import { redisOptions } from "../Redis.js"
 
 export const rateLimitRejections = Metric.counter("parley_rate_limit_rejections_total", { description: "Requests refused by the rate limiter" })
-
-/** ioredis options from a redis:// URL; commands fail fast instead of queueing while Redis is down. */
-export const redisOptions = (url: Redacted.Redacted<string>) => {
-  const u = new URL(Redacted.value(url))
-  return {
-    host: u.hostname,
-    port: u.port === "" ? 6379 : Number(u.port),
-    ...(u.password !== "" ? { password: decodeURIComponent(u.password) } : {}),
-    ...(u.username !== "" ? { username: decodeURIComponent(u.username) } : {}),
-    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 1_000,
-    commandTimeout: 1_000,
-    retryStrategy: (times: number) => Math.min(times * 100, 1_000)
-  }
-}
 
 export const RateLimiterStoreLive = Layer.unwrapEffect(
   Effect.map(RedisConfig, (cfg) =>

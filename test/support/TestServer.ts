@@ -19,6 +19,8 @@ export interface TestServerInfo {
   readonly dataDir: string
   /** The server's own SQL client, for assertions and fault injection. */
   readonly sql: SqlClient.SqlClient
+  /** Runs an effect against the server's own services (e.g. to plant a cache entry). */
+  readonly run: <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof AppLive>>) => Effect.Effect<A, E>
 }
 
 export class TestServer extends Context.Tag("test/TestServer")<TestServer, TestServerInfo>() {}
@@ -65,7 +67,8 @@ export const layer = (options: TestServerOptions = {}) =>
       const address = server.address
       if (address._tag !== "TcpAddress") return yield* Effect.die("expected a TCP address")
       const sql = Context.get(ctx, SqlClient.SqlClient)
-      return { url: `http://127.0.0.1:${address.port}`, adminToken: ADMIN_TOKEN, dataDir, sql }
+      const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof AppLive>>) => Effect.provide(effect, ctx)
+      return { url: `http://127.0.0.1:${address.port}`, adminToken: ADMIN_TOKEN, dataDir, sql, run }
     })
   )
 
