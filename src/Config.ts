@@ -66,8 +66,28 @@ export const AuthConfig = Config.all({
 })
 export type AuthConfig = Config.Config.Success<typeof AuthConfig>
 
+const logLevels: Record<string, LogLevel.LogLevel> = {
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warn: LogLevel.Warning,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None,
+  off: LogLevel.None
+}
+
 export const LogConfig = Config.all({
-  level: Config.logLevel("PARLEY_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  level: Config.string("PARLEY_LOG_LEVEL").pipe(
+    Config.withDefault("info"),
+    Config.mapOrFail((name) => {
+      const level = logLevels[name.trim().toLowerCase()]
+      return level !== undefined
+        ? Either.right(level)
+        : Either.left(ConfigError.InvalidData(["PARLEY_LOG_LEVEL"], `PARLEY_LOG_LEVEL must be one of ${Object.keys(logLevels).join(", ")}`))
+    })
+  ),
   promptPreviewChars: Config.integer("PARLEY_LOG_PROMPT_PREVIEW_CHARS").pipe(Config.withDefault(80))
 })
 

@@ -22,7 +22,8 @@ const makePool = (url: Redacted.Redacted<string>, cfg: DbConfig, embedded: boole
         // PGlite is one backend: several client connections interleave statements of different
         // transactions (seen as wrong results under load), so the embedded database gets one.
         max: embedded ? 1 : cfg.poolMax,
-        connectionTimeoutMillis: Duration.toMillis(cfg.connectTimeout),
+        // Embedded: one connection, so waiting for it is queueing, not a sign of a dead database.
+        connectionTimeoutMillis: embedded ? Math.max(Duration.toMillis(cfg.connectTimeout), 30_000) : Duration.toMillis(cfg.connectTimeout),
         idleTimeoutMillis: 30_000,
         // Client-side: works for the embedded server too; the server-side one frees the backend.
         query_timeout: Duration.toMillis(cfg.statementTimeout),

@@ -68,6 +68,13 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("parley/UsersRepo", {
 
     /** Children first; later features add their tables here, in dependency order. */
     const ownedRowsDeletes = (id: UserId) => [
+      // memories before messages: their source_message_id would otherwise be set to null first, for nothing
+      sql`DELETE FROM memories WHERE user_id = ${id}`,
+      sql`DELETE FROM mcp_servers WHERE user_id = ${id}`,
+      sql`DELETE FROM feedback WHERE user_id = ${id}`,
+      sql`DELETE FROM messages WHERE user_id = ${id}`,
+      sql`DELETE FROM sessions WHERE user_id = ${id}`,
+      sql`DELETE FROM agents WHERE user_id = ${id}`,
       sql`DELETE FROM api_keys WHERE user_id = ${id}`,
       sql`DELETE FROM usage_daily WHERE user_id = ${id}`
     ]
