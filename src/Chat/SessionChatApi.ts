@@ -4,10 +4,11 @@ import { Schema } from "effect"
 import { Authentication } from "../Auth/Domain.js"
 import { NotFound, SessionPersistFailed, wire } from "../Errors.js"
 import { Message, SessionId } from "../Sessions/Domain.js"
+import { SafeText } from "../Sessions/Values.js"
 import { ChatErrors, ChatHeaders } from "./OpenAiApi.js"
 
 export const TurnRequest = Schema.Struct({
-  content: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1_000_000)),
+  content: SafeText.pipe(Schema.minLength(1), Schema.maxLength(1_000_000)),
   stream: Schema.optional(Schema.Boolean),
   model: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)))
 }).annotations({ identifier: "TurnRequest" })

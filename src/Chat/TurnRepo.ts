@@ -117,7 +117,8 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
             userId,
             seq,
             role: "assistant",
-            content: reply.content,
+            // Postgres text cannot hold NUL; a model's stray NUL must not cost the reply.
+            content: reply.content.replaceAll("\u0000", "\uFFFD"),
             status: reply.status,
             model: reply.model,
             inputTokens: reply.inputTokens,
