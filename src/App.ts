@@ -26,7 +26,7 @@ import { Admission } from "./Limits/Admission.js"
 import { RateLimiterStoreLive } from "./Limits/RateLimit.js"
 import { GatewayLive } from "./Providers/Gateway.js"
 import { requestContext } from "./Http/RequestContext.js"
-import { ServerLive } from "./Http/Server.js"
+import { DrainLive, ServerLive } from "./Http/Server.js"
 import { McpServersHttp } from "./McpServers/Http.js"
 import { McpProbe } from "./McpServers/Probe.js"
 import { McpServersRepo } from "./McpServers/Repo.js"
@@ -82,7 +82,8 @@ const HttpLive = Layer.unwrapEffect(Effect.map(ServerConfig, (cfg) =>
  * The whole server; needs only configuration (and a logger). It also exposes
  * the HTTP server, the SQL client and the pool, for tests and tools.
  */
-export const AppLive = HttpLive.pipe(
+export const AppLive = DrainLive.pipe(
+  Layer.provideMerge(HttpLive),
   Layer.provideMerge(ServerLive),
   Layer.provideMerge(Services),
   Layer.provideMerge(DataPlane),

@@ -5,7 +5,7 @@
  */
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Deferred, Duration, Effect, Layer } from "effect"
+import { Context, Deferred, Duration, Effect, Layer } from "effect"
 import { createServer, type Server } from "node:http"
 import { ServerConfig } from "../Config.js"
 
@@ -26,19 +26,26 @@ const drain = (server: Server, within: Duration.Duration) =>
     }
   })
 
+/** The Node server under the HttpServer, for the drain. */
+export class NodeServer extends Context.Tag("parley/NodeServer")<NodeServer, Server>() {}
+
 export const ServerLive = Layer.unwrapEffect(Effect.gen(function*() {
   const cfg = yield* ServerConfig
+  const server = createServer({ requestTimeout: 300_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 })
   return Layer.mergeAll(
-    Layer.scoped(
-      HttpServer.HttpServer,
-      Effect.gen(function*() {
-        const server = createServer({ requestTimeout: 300_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 })
-        const http = yield* NodeHttpServer.make(() => server, { port: cfg.port, host: cfg.host })
-        // Added after the server's own finalizers, so it runs before them.
-        yield* Effect.addFinalizer(() => drain(server, cfg.shutdownDrain))
-        return http
-      })
-    ),
+    Layer.scoped(HttpServer.HttpServer, NodeHttpServer.make(() => server, { port: cfg.port, host: cfg.host })),
+    Layer.succeed(NodeServer, server),
     NodeHttpServer.layerContext
   )
+}))
+
+/**
+ * Built on top of the served app, so on shutdown it runs first: the server
+ * stops accepting and in-flight requests finish (up to the drain time)
+ * before the app's request fibers are interrupted and its pools closed.
+ */
+export const DrainLive = Layer.scopedDiscard(Effect.gen(function*() {
+  const cfg = yield* ServerConfig
+  const server = yield* NodeServer
+  yield* Effect.addFinalizer(() => drain(server, cfg.shutdownDrain))
 }))
