@@ -18,14 +18,21 @@ import {
   toBody,
   ValidationFailed
 } from "../Errors.js"
+import { countError } from "../Observability/Metrics.js"
+import { errorCodeAttribute, errorIdAttribute } from "../Observability/ServerSpan.js"
 
 export const errorResponse = (e: ApiError): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.unsafeJson(toBody(e), { status: catalog[e._tag].status, headers: e.headers ?? {} })
 
-const logApiError = (e: ApiError) => {
+/** The log line of an error response, its count by code, and its code and id on the server span. */
+export const logApiError = (e: ApiError) => {
   const { code, status } = catalog[e._tag]
   const log = status >= 500 ? Effect.logError(e.message) : Effect.logInfo(e.message)
-  return log.pipe(Effect.annotateLogs({ code, error_id: e.errorId, status }))
+  return log.pipe(
+    Effect.annotateLogs({ code, error_id: e.errorId, status }),
+    Effect.zipRight(countError(code)),
+    Effect.zipRight(Effect.annotateCurrentSpan({ [errorCodeAttribute]: code, [errorIdAttribute]: e.errorId }))
+  )
 }
 
 const fromDecodeError = (e: HttpApiError.HttpApiDecodeError): ValidationFailed =>

@@ -1,16 +1,21 @@
 /**
  * The outermost middleware: request id (an incoming well-formed one is
- * honoured), body limit (413 before anything reads the body), content type
- * (400 for a body that is not JSON), the access log line, and a last guard
- * that answers anything that escaped with the catalog body.
+ * honoured), the server span (none for health, readiness and metrics), body
+ * limit (413 before anything reads the body), content type (400 for a body
+ * that is not JSON), the access log line, request metrics by route template
+ * and status, and a last guard that answers anything that escaped with the
+ * catalog body.
  */
 import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { HttpApp } from "@effect/platform"
 import { withMaxBodySize } from "@effect/platform/HttpIncomingMessage"
-import { Cause, Effect, Option } from "effect"
+import { Cause, Effect, Exit, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { type ApiError, BadRequest, PayloadTooLarge } from "../Errors.js"
-import { errorResponse, toApiError } from "./ErrorHandling.js"
+import { recordRequest, unmatchedRoute } from "../Observability/Metrics.js"
+import type { RouteTable } from "../Observability/Routes.js"
+import { withServerSpan } from "../Observability/ServerSpan.js"
+import { errorResponse, logApiError, toApiError } from "./ErrorHandling.js"
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -35,18 +40,24 @@ const precheck = (req: HttpServerRequest.HttpServerRequest, maxBodyBytes: number
   return Option.none()
 }
 
+/** Probed every few seconds: neither logged nor traced (still counted). */
 const quietPaths = new Set(["/health", "/ready", "/metrics"])
 
-export const requestContext = (maxBodyBytes: number) =>
+/** A client that went away before its response: nginx's convention. */
+const clientClosedStatus = 499
+
+export const requestContext = (maxBodyBytes: number, routes: RouteTable) =>
 <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) => {
     const requestId = requestIdOf(req)
     const started = Date.now()
     const path = req.url.split("?")[0] ?? req.url
+    const route = routes.match(req.method, path)
+    const quiet = quietPaths.has(path)
     // The app writes its response before this middleware sees it: headers go on through a pre-response handler.
     const withId = (res: HttpServerResponse.HttpServerResponse) => HttpServerResponse.setHeader(res, "x-request-id", requestId)
     const handled = Option.match(precheck(req, maxBodyBytes), {
-      onSome: (e) => Effect.succeed(errorResponse(e)),
+      onSome: (e) => Effect.as(logApiError(e), errorResponse(e)),
       onNone: () =>
         HttpApp.appendPreResponseHandler((_, res) => Effect.succeed(withId(res))).pipe(
           Effect.zipRight(app),
@@ -58,14 +69,23 @@ export const requestContext = (maxBodyBytes: number) =>
           )
         )
     })
-    return handled.pipe(
+    const observed = handled.pipe(
       Effect.tap((response) =>
-        quietPaths.has(path) ? Effect.void : Effect.logInfo("request").pipe(
+        quiet ? Effect.void : Effect.logInfo("request").pipe(
           Effect.annotateLogs({ method: req.method, path, status: response.status, duration_ms: Date.now() - started })
+        )
+      ),
+      Effect.onExit((exit) =>
+        recordRequest(
+          req.method,
+          Option.getOrElse(route, () => unmatchedRoute),
+          Exit.isSuccess(exit) ? exit.value.status : clientClosedStatus,
+          (Date.now() - started) / 1000
         )
       ),
       Effect.map(withId),
       Effect.annotateLogs("request_id", requestId),
       HttpMiddleware.withLoggerDisabled
     )
+    return quiet ? Effect.withTracerEnabled(observed, false) : withServerSpan(req, path, route, requestId)(observed)
   })

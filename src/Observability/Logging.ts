@@ -18,7 +18,10 @@ const render = (message: unknown): string => {
   return typeof message === "string" ? message : JSON.stringify(message)
 }
 
-export const jsonLogger = Logger.make(({ annotations, cause, context, date, logLevel, message, spans }) => {
+/** One log line as an object: what `jsonLogger` writes (tests read it too). */
+export const jsonLine = (
+  { annotations, cause, context, date, logLevel, message, spans }: Logger.Logger.Options<unknown>
+): Record<string, unknown> => {
   const line: Record<string, unknown> = {
     time: date.toISOString(),
     level: logLevel.label.toLowerCase(),
@@ -32,7 +35,11 @@ export const jsonLogger = Logger.make(({ annotations, cause, context, date, logL
   }
   if (!List.isNil(spans)) line["timings"] = Object.fromEntries(List.toArray(spans).map((s) => [s.label, date.getTime() - s.startTime]))
   if (!Cause.isEmpty(cause)) line["cause"] = Cause.pretty(cause, { renderErrorCause: true })
-  process.stdout.write(JSON.stringify(line) + "\n")
+  return line
+}
+
+export const jsonLogger = Logger.make((options) => {
+  process.stdout.write(JSON.stringify(jsonLine(options)) + "\n")
 })
 
 export const LoggingLive = Layer.unwrapEffect(
