@@ -5,7 +5,9 @@ import { ErrorBody } from "../Errors.js"
 export const DependencyStatus = Schema.Struct({
   status: Schema.Literal("ok", "degraded", "down", "not_configured"),
   detail: Schema.optional(Schema.String),
-  latency_ms: Schema.optional(Schema.Number)
+  latency_ms: Schema.optional(Schema.Number),
+  consecutive_failures: Schema.optional(Schema.Number),
+  utilisation: Schema.optional(Schema.Number)
 })
 
 export const Readiness = Schema.Struct({

@@ -78,7 +78,12 @@ export const runWorkers = <R>(kinds: ReadonlyArray<JobKind<R>>, options: WorkerO
             AND ((state = 'pending' AND run_at <= now()) OR (state = 'running' AND locked_until < now()))
           ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED
         )
-        RETURNING id, kind, user_id, payload, attempts, max_attempts`.pipe(Effect.flatMap(decode), Effect.orDie)
+        RETURNING id, kind, user_id, payload, attempts, max_attempts`.pipe(
+        Effect.flatMap(decode),
+        Effect.orDie,
+        // Idle polls would be a root trace every interval; a claimed job is traced by Jobs.run.
+        Effect.withTracerEnabled(false)
+      )
 
     const mine = (job: Job) => sql`id = ${job.id} AND locked_by = ${workerId} AND state = 'running'`
     const done = (job: Job) => sql`UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = now() WHERE ${mine(job)}`

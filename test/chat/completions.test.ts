@@ -192,16 +192,19 @@ layer(TestServer.withSimulator(env(configFile(fastRetries))), { timeout: 60_000,
         const bad = new OpenAI({ apiKey: "pk_not_a_key", baseURL: `${server.url}/v1`, maxRetries: 0 })
         const authError = yield* Effect.promise(() => bad.models.list().then(() => null, (e: unknown) => e))
         expect(authError).toBeInstanceOf(OpenAI.AuthenticationError)
-        sim.script({ kind: "status", status: 429 }, { kind: "status", status: 429 }, { kind: "status", status: 429 })
-        const limited = yield* Effect.promise(() =>
-          client.chat.completions.create({ model: "openai/x", messages: [{ role: "user", content: "hi" }] }).then(() => null, (e: unknown) => e))
-        expect(limited).toBeInstanceOf(OpenAI.RateLimitError)
         sim.script({ kind: "status", status: 400 })
         const badRequest = yield* Effect.promise(() =>
           client.chat.completions.create({ model: "openai/x", messages: [{ role: "user", content: "hi" }] }).then(() => null, (e: unknown) => e))
         expect(badRequest).toBeInstanceOf(OpenAI.BadRequestError)
         expect(at(badRequest, "status")).toBe(400)
         expect(at(badRequest, "code")).toBe("ERR_UPSTREAM_BAD_REQUEST")
+        // last: every key ends up cooling down after its 429
+        sim.setDefault({ kind: "status", status: 429 })
+        const limited = yield* Effect.promise(() =>
+          client.chat.completions.create({ model: "openai/x", messages: [{ role: "user", content: "hi" }] }).then(() => null, (e: unknown) => e))
+        sim.setDefault({ kind: "ok" })
+        expect(limited).toBeInstanceOf(OpenAI.RateLimitError)
+        yield* Effect.sleep("1100 millis")
       }))
 
     it.effect("a client that disconnects mid-stream aborts the upstream request", () =>
