@@ -55,12 +55,12 @@ const Core = Layer.mergeAll(
   Admission.Default.pipe(Layer.provide(RateLimiterStoreLive)),
   Idempotency.Default,
   TurnRepo.Default,
-  ResponseCache.Default.pipe(Layer.provide(RedisLive)),
+  ResponseCache.Default,
   AuthService.Default,
   Memories.Default,
   McpServersRepo.Default,
   McpProbe.Default
-).pipe(Layer.provideMerge(UsersRepo.Default))
+).pipe(Layer.provideMerge(UsersRepo.Default), Layer.provideMerge(RedisLive))
 
 /** Services, with the background job workers running beside them. */
 const Services = JobsLive.pipe(

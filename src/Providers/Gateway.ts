@@ -23,7 +23,10 @@ import {
 } from "effect"
 import { ProvidersConfig } from "../Config.js"
 import { ModelNotFound, ProviderNotConfigured } from "../Errors.js"
+import type * as Bulkhead from "../Resilience/Bulkhead.js"
+import type * as CircuitBreaker from "../Resilience/CircuitBreaker.js"
 import * as Deadline from "../Resilience/Deadline.js"
+import type { KeySnapshot } from "./KeyPool.js"
 import type { DeadlineExceeded } from "../Resilience/Errors.js"
 import * as Fallback from "../Resilience/Fallback.js"
 import * as Retry from "../Resilience/Retry.js"
@@ -80,9 +83,9 @@ export interface ProviderStatus {
   readonly provider: ProviderKind
   readonly configured: boolean
   readonly base_url: string
-  readonly circuit: unknown
-  readonly bulkhead: unknown
-  readonly keys: unknown
+  readonly circuit: CircuitBreaker.Snapshot
+  readonly bulkhead: Bulkhead.Snapshot
+  readonly keys: ReadonlyArray<KeySnapshot>
   readonly counters: Runtime.Counters
 }
 
