@@ -59,6 +59,14 @@ export const ttft = Metric.histogram(
   "Time to first token of streamed replies"
 )
 
+export const tokensTotal = Metric.counter("parley_tokens_total", { description: "Tokens by provider and direction (in, out)" })
+
+const countTokens = (provider: string, inputTokens: number, outputTokens: number) =>
+  Effect.all([
+    Metric.incrementBy(Metric.taggedWithLabels(tokensTotal, [MetricLabel.make("provider", provider), MetricLabel.make("direction", "in")]), inputTokens),
+    Metric.incrementBy(Metric.taggedWithLabels(tokensTotal, [MetricLabel.make("provider", provider), MetricLabel.make("direction", "out")]), outputTokens)
+  ], { discard: true })
+
 /** The request without its model: the gateway fills in each target's upstream model. */
 export type Prompt = Omit<ChatRequest, "model">
 
@@ -218,7 +226,9 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
 
     const complete = (model: string, prompt: Prompt, options: CallOptions) =>
       overRoute(model, options, (rt, key, target) =>
-        Effect.map(rt.adapter.complete({ ...prompt, model: target.model }, key, rt.settings.attempt), (response: ChatResponse) => ({ response })))
+        Effect.map(rt.adapter.complete({ ...prompt, model: target.model }, key, rt.settings.attempt), (response: ChatResponse) => ({ response }))).pipe(
+        Effect.tap((served) => countTokens(served.provider, served.response.usage.inputTokens, served.response.usage.outputTokens))
+      )
 
     /**
      * A stream that has produced its first chunk (so retries and fallback are
@@ -253,6 +263,7 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
         const budgetLeft = Math.max(1, options.timeout.pipe(Duration.toMillis) - (Date.now() - started))
         const chunks: Stream.Stream<ChatChunk, MidStreamFailure> = Stream.fromChunk(opened.first).pipe(
           Stream.concat(opened.rest),
+          Stream.tap((c) => c._tag === "Finish" && c.usage !== null ? countTokens(opened.provider, c.usage.inputTokens, c.usage.outputTokens) : Effect.void),
           Stream.mapError((e): MidStreamFailure => ({ _tag: "MidStreamFailure", code: "ERR_STREAM_INTERRUPTED", message: `The model provider failed mid-stream: ${e._tag}.` })),
           Stream.interruptWhen(Effect.sleep(Duration.millis(budgetLeft)).pipe(
             Effect.zipRight(Effect.fail<MidStreamFailure>({ _tag: "MidStreamFailure", code: "ERR_PROVIDER_TIMEOUT", message: `The reply did not finish within ${Duration.toMillis(options.timeout)} ms.` }))
