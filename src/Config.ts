@@ -37,6 +37,8 @@ export const ServerConfig = Config.all({
   host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
   maxBodyBytes: positiveInt("PARLEY_MAX_BODY_BYTES", 4 * 1024 * 1024),
   shutdownDrain: millis("PARLEY_SHUTDOWN_DRAIN_MS", 10_000),
+  /** A client must finish sending its headers within this (slow-header clients are cut off). */
+  headersTimeout: millis("PARLEY_HEADERS_TIMEOUT_MS", 30_000),
   dataDir: Config.string("PARLEY_DATA_DIR").pipe(Config.withDefault(".data"))
 })
 export type ServerConfig = Config.Config.Success<typeof ServerConfig>

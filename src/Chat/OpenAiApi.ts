@@ -29,10 +29,22 @@ export const OpenAiMessage = Schema.Struct({
   name: Schema.optional(Schema.String.pipe(Schema.maxLength(64)))
 })
 
+/**
+ * A model name as providers spell them: printable ASCII. It comes back in the
+ * `x-parley-model` response header, where Node refuses control characters and
+ * anything past Latin-1 (the response would fail after the handler: a 500
+ * with no body).
+ */
+export const ModelName = Schema.String.pipe(
+  Schema.minLength(1),
+  Schema.maxLength(200),
+  Schema.pattern(/^[\x20-\x7e]+$/, { message: () => "model must be printable ASCII" })
+)
+
 /** Known fields are checked; unknown ones pass through to OpenAI-compatible upstreams. */
 export const CompletionRequest = Schema.Struct(
   {
-    model: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)),
+    model: ModelName,
     messages: Schema.Array(OpenAiMessage).pipe(Schema.minItems(1), Schema.maxItems(2000)),
     stream: Schema.optional(Schema.NullOr(Schema.Boolean)),
     stream_options: Schema.optional(Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }))),

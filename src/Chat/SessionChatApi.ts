@@ -5,12 +5,13 @@ import { Authentication } from "../Auth/Domain.js"
 import { NotFound, SessionPersistFailed, wire } from "../Errors.js"
 import { Message, SessionId } from "../Sessions/Domain.js"
 import { SafeText } from "../Sessions/Values.js"
-import { ChatErrors, ChatHeaders } from "./OpenAiApi.js"
+import { ChatErrors, ChatHeaders, ModelName } from "./OpenAiApi.js"
 
 export const TurnRequest = Schema.Struct({
   content: SafeText.pipe(Schema.minLength(1), Schema.maxLength(1_000_000)),
   stream: Schema.optional(Schema.Boolean),
-  model: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)))
+  // stored on the assistant message: a NUL here would fail that write after the upstream call
+  model: Schema.optional(ModelName)
 }).annotations({ identifier: "TurnRequest" })
 
 export const TurnResponse = Schema.Struct({

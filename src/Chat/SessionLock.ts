@@ -16,8 +16,10 @@ interface Local {
 }
 
 export class SessionLock extends Effect.Service<SessionLock>()("parley/SessionLock", {
-  effect: Effect.gen(function*() {
+  scoped: Effect.gen(function*() {
     const repo = yield* TurnRepo
+    // Background lease releases live as long as the service, not the turn that started them.
+    const background = yield* Effect.scope
     const cfg = yield* ChatConfig
     const leaseMs = Duration.toMillis(cfg.turnLease)
     const locals = new Map<string, Local>()
@@ -48,7 +50,19 @@ export class SessionLock extends Effect.Service<SessionLock>()("parley/SessionLo
             Effect.retry({ schedule: Schedule.exponential("20 millis", 1.5).pipe(Schedule.union(Schedule.spaced("250 millis"))), while: (e) => e === "busy" }),
             Effect.catchIf((e) => e === "busy", () => Effect.dieMessage("unreachable: lease retry stopped while busy"))
           ),
-          () => repo.releaseLease(sessionId, owner).pipe(Effect.ignoreLogged)
+          () =>
+            repo.releaseLease(sessionId, owner).pipe(
+              // A release lost to a database outage would leave the session busy until the lease
+              // expires (every later turn waiting): it is retried in the background while the lease lives.
+              Effect.catchAll(() =>
+                repo.releaseLease(sessionId, owner).pipe(
+                  Effect.retry(Schedule.spaced("250 millis").pipe(Schedule.upTo(Duration.millis(leaseMs)))),
+                  Effect.ignoreLogged,
+                  Effect.forkIn(background),
+                  Effect.asVoid
+                )
+              )
+            )
         )
         const renew = yield* repo.tryLease(sessionId, owner, leaseMs).pipe(
           Effect.ignoreLogged,

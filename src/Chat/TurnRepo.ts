@@ -5,6 +5,7 @@
  * question), the bounded history, and the assistant message.
  */
 import { SqlClient, SqlSchema } from "@effect/sql"
+import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
 import { randomUUID } from "node:crypto"
 import { AgentParameters } from "../Agents/Domain.js"
@@ -141,6 +142,8 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
         }
         return message
       })).pipe(
+        // withTransaction dies when its COMMIT or ROLLBACK fails (a connection lost mid-write): still a persist failure.
+        Effect.catchSomeDefect((defect) => defect instanceof SqlError ? Option.some(Effect.fail(defect)) : Option.none()),
         Effect.catchAll((cause) => {
           const error = new SessionPersistFailed()
           return Effect.logError("assistant message not stored").pipe(

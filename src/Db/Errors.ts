@@ -4,7 +4,7 @@
  * (logged with its error id, answered as ERR_INTERNAL).
  */
 import { SqlError } from "@effect/sql/SqlError"
-import { Cause, Effect, ParseResult } from "effect"
+import { Cause, Effect, Option, ParseResult } from "effect"
 import { AlreadyExists, Conflict, DbUnavailable, NotFound } from "../Errors.js"
 
 type Kind = "unique" | "foreign_key" | "conflict" | "unavailable" | "other"
@@ -56,13 +56,21 @@ const catchSql = <A, E, R, E2>(
   Effect.catchAll(effect, (e): Effect.Effect<never, Exclude<E, SqlError> | E2> =>
     e instanceof SqlError ? f(e) : Effect.fail(e as Exclude<E, SqlError>))
 
+/**
+ * `sql.withTransaction` dies when its COMMIT or ROLLBACK fails (@effect/sql runs them under
+ * `Effect.orDie`): on a connection lost mid-transaction that is an outage, not a bug.
+ */
+const outageDefects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DbUnavailable, R> =>
+  Effect.catchSomeDefect(effect, (defect) =>
+    defect instanceof SqlError && classify(defect.cause) === "unavailable" ? Option.some(unavailable(defect)) : Option.none())
+
 /** Reads: only an unreachable database is expected. */
 export const orUnavailable = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  catchSql(effect, (error) => classify(error.cause) === "unavailable" ? unavailable(error) : Effect.die(error))
+  catchSql(outageDefects(effect), (error) => classify(error.cause) === "unavailable" ? unavailable(error) : Effect.die(error))
 
 /** Writes: unique and foreign-key violations and lost races are expected too. */
 export const writeErrors = <A, E, R>(effect: Effect.Effect<A, E, R>, what = "resource") =>
-  catchSql(effect, (error): Effect.Effect<never, DbUnavailable | AlreadyExists | Conflict | NotFound> => {
+  catchSql(outageDefects(effect), (error): Effect.Effect<never, DbUnavailable | AlreadyExists | Conflict | NotFound> => {
     switch (classify(error.cause)) {
       case "unique":
         return Effect.fail(new AlreadyExists({ message: `A ${what} with these values already exists.` }))

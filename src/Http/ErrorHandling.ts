@@ -68,7 +68,7 @@ export const toApiError = (cause: Cause.Cause<unknown>): Effect.Effect<ApiError>
   if (Option.isSome(defect) && isRequestError(defect.value) && defect.value.reason === "Decode") {
     return Effect.succeed(
       mentionsMaxBytes(defect.value.cause)
-        ? new PayloadTooLarge()
+        ? new PayloadTooLarge({ headers: { connection: "close" } })
         : new BadRequest({ message: "The request body is not valid JSON." })
     )
   }

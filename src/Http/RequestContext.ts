@@ -8,6 +8,7 @@
  */
 import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { HttpApp } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { withMaxBodySize } from "@effect/platform/HttpIncomingMessage"
 import { Cause, Effect, Exit, Option } from "effect"
 import { randomUUID } from "node:crypto"
@@ -40,6 +41,51 @@ const precheck = (req: HttpServerRequest.HttpServerRequest, maxBodyBytes: number
   return Option.none()
 }
 
+/** JSON deeper than this is refused before any decoder recurses into it. */
+const maxJsonDepth = 64
+
+const tooDeep = (text: string): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // backslash: skip the escaped character
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 91 || c === 123) {
+      if (++depth > maxJsonDepth) return true
+    } else if (c === 93 || c === 125) depth--
+  }
+  return false
+}
+
+/**
+ * Reads a JSON body once (the platform caches it for the decoder) within the
+ * size limit, and refuses nesting no schema needs. A chunked body over the
+ * limit is drained, not reset, so the client reads its 413.
+ */
+const bodyGuard = (req: HttpServerRequest.HttpServerRequest): Effect.Effect<void, BadRequest> => {
+  if (!bodyMethods.has(req.method) || !(req.headers["content-type"] ?? "").toLowerCase().includes("application/json")) {
+    return Effect.void
+  }
+  if (req.headers["content-length"] === undefined) {
+    const incoming = NodeHttpServerRequest.toIncomingMessage(req)
+    incoming.destroy = function(this: typeof incoming) {
+      this.resume()
+      return this
+    }
+  }
+  return req.text.pipe(
+    Effect.orDie,
+    Effect.flatMap((text) =>
+      tooDeep(text)
+        ? Effect.fail(new BadRequest({ message: `The request body is nested deeper than ${maxJsonDepth} levels.` }))
+        : Effect.void
+    )
+  )
+}
+
 /** Probed every few seconds: neither logged nor traced (still counted). */
 const quietPaths = new Set(["/health", "/ready", "/metrics"])
 
@@ -60,6 +106,7 @@ export const requestContext = (maxBodyBytes: number, routes: RouteTable) =>
       onSome: (e) => Effect.as(logApiError(e), errorResponse(e)),
       onNone: () =>
         HttpApp.appendPreResponseHandler((_, res) => Effect.succeed(withId(res))).pipe(
+          Effect.zipRight(bodyGuard(req)),
           Effect.zipRight(app),
           withMaxBodySize(Option.some(maxBodyBytes)),
           Effect.catchAllCause((cause) =>

@@ -31,7 +31,14 @@ export class NodeServer extends Context.Tag("parley/NodeServer")<NodeServer, Ser
 
 export const ServerLive = Layer.unwrapEffect(Effect.gen(function*() {
   const cfg = yield* ServerConfig
-  const server = createServer({ requestTimeout: 300_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 })
+  const headersTimeout = Duration.toMillis(cfg.headersTimeout)
+  const server = createServer({
+    requestTimeout: Math.max(300_000, headersTimeout),
+    headersTimeout,
+    keepAliveTimeout: 5_000,
+    // How often Node checks those timeouts (30 s by default would let a slow client outstay a short limit).
+    connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(headersTimeout / 4)))
+  })
   return Layer.mergeAll(
     Layer.scoped(HttpServer.HttpServer, NodeHttpServer.make(() => server, { port: cfg.port, host: cfg.host })),
     Layer.succeed(NodeServer, server),

@@ -1,5 +1,10 @@
 import { Schema } from "effect"
 import { ApiKeyId, DailyLimit, DbTimestamp, Email, snake, Timestamp, UserId } from "../Http/Schemas.js"
+import { isStorableText } from "../Sessions/Values.js"
+
+/** Text Postgres can store: refused here as a 422 naming the field, not by the database as a 500. */
+const storable = <A extends string, I, R>(self: Schema.Schema<A, I, R>) =>
+  self.pipe(Schema.filter(isStorableText, { message: () => "must not contain NUL characters or unpaired surrogates" }))
 
 /** bigint columns arrive as strings from the driver. */
 export const DbCount = Schema.Union(Schema.Number, Schema.NumberFromString)
@@ -22,14 +27,14 @@ export const User = Schema.Struct({
 }).annotations({ identifier: "User" })
 
 export const CreateUser = Schema.Struct({
-  email: Email,
+  email: storable(Email),
   dailyRequestLimit: Schema.optionalWith(DailyLimit, { default: () => null }).pipe(Schema.fromKey("daily_request_limit")),
   dailyTokenLimit: Schema.optionalWith(DailyLimit, { default: () => null }).pipe(Schema.fromKey("daily_token_limit"))
 }).annotations({ identifier: "CreateUser" })
 export type CreateUser = typeof CreateUser.Type
 
 export const CreateKey = Schema.Struct({
-  name: Schema.optional(Schema.String.pipe(Schema.maxLength(100)))
+  name: Schema.optional(storable(Schema.String.pipe(Schema.maxLength(100))))
 }).annotations({ identifier: "CreateKey" })
 
 export const IssuedKey = Schema.Struct({
