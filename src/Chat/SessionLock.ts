@@ -38,6 +38,22 @@ export class SessionLock extends Effect.Service<SessionLock>()("parley/SessionLo
         })
       )
 
+    /**
+     * Gives the lease back. One lost to a database outage would leave the session busy until the
+     * lease expires (every later turn waiting): it is retried in the background while the lease lives.
+     */
+    const release = (sessionId: SessionId, owner: string) =>
+      repo.releaseLease(sessionId, owner).pipe(
+        Effect.catchAll(() =>
+          repo.releaseLease(sessionId, owner).pipe(
+            Effect.retry(Schedule.spaced("250 millis").pipe(Schedule.upTo(Duration.millis(leaseMs)))),
+            Effect.ignoreLogged,
+            Effect.forkIn(background),
+            Effect.asVoid
+          )
+        )
+      )
+
     /** Holds the session until `scope` closes; waits while another turn holds it. */
     const hold = (sessionId: SessionId, scope: Scope.Scope) =>
       Effect.gen(function*() {
@@ -48,23 +64,14 @@ export class SessionLock extends Effect.Service<SessionLock>()("parley/SessionLo
           repo.tryLease(sessionId, owner, leaseMs).pipe(
             Effect.filterOrFail((taken) => taken, () => "busy" as const),
             Effect.retry({ schedule: Schedule.exponential("20 millis", 1.5).pipe(Schedule.union(Schedule.spaced("250 millis"))), while: (e) => e === "busy" }),
-            Effect.catchIf((e) => e === "busy", () => Effect.dieMessage("unreachable: lease retry stopped while busy"))
+            Effect.catchIf((e) => e === "busy", () => Effect.dieMessage("unreachable: lease retry stopped while busy")),
+            // a failed attempt may have taken the lease on the server (its answer lost with the connection)
+            Effect.tapError(() => release(sessionId, owner))
           ),
-          () =>
-            repo.releaseLease(sessionId, owner).pipe(
-              // A release lost to a database outage would leave the session busy until the lease
-              // expires (every later turn waiting): it is retried in the background while the lease lives.
-              Effect.catchAll(() =>
-                repo.releaseLease(sessionId, owner).pipe(
-                  Effect.retry(Schedule.spaced("250 millis").pipe(Schedule.upTo(Duration.millis(leaseMs)))),
-                  Effect.ignoreLogged,
-                  Effect.forkIn(background),
-                  Effect.asVoid
-                )
-              )
-            )
+          () => release(sessionId, owner)
         )
-        const renew = yield* repo.tryLease(sessionId, owner, leaseMs).pipe(
+        // Renewing only extends this owner's lease: a renewal landing after the release cannot take it again.
+        const renew = yield* repo.renewLease(sessionId, owner, leaseMs).pipe(
           Effect.ignoreLogged,
           Effect.repeat(Schedule.spaced(Duration.millis(Math.max(100, Math.floor(leaseMs / 3))))),
           Effect.forkDaemon

@@ -70,6 +70,11 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
           WHERE id = ${sessionId} AND (turn_lease_until IS NULL OR turn_lease_until < now() OR turn_lease_owner = ${owner})
           RETURNING id`.pipe(orUnavailable, Effect.map((rows) => rows.length === 1))
 
+    /** Extends the lease `owner` holds; never takes a free or expired one. */
+    const renewLease = (sessionId: SessionId, owner: string, leaseMs: number) =>
+      sql`UPDATE sessions SET turn_lease_until = now() + ${leaseMs} * interval '1 millisecond'
+          WHERE id = ${sessionId} AND turn_lease_owner = ${owner}`.pipe(Effect.asVoid, orUnavailable)
+
     const releaseLease = (sessionId: SessionId, owner: string) =>
       sql`UPDATE sessions SET turn_lease_owner = NULL, turn_lease_until = NULL WHERE id = ${sessionId} AND turn_lease_owner = ${owner}`.pipe(
         Effect.asVoid,
@@ -154,6 +159,6 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
         Effect.withSpan("TurnRepo.appendAssistant")
       )
 
-    return { context, tryLease, releaseLease, appendUser, history, appendAssistant } as const
+    return { context, tryLease, renewLease, releaseLease, appendUser, history, appendAssistant } as const
   })
 }) {}
