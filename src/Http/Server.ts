@@ -7,7 +7,9 @@ import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Deferred, Duration, Effect, Layer } from "effect"
 import { createServer, type Server } from "node:http"
+import type { Duplex } from "node:stream"
 import { ServerConfig } from "../Config.js"
+import { BadRequest, PayloadTooLarge, toBody } from "../Errors.js"
 
 const drain = (server: Server, within: Duration.Duration) =>
   Effect.gen(function*() {
@@ -38,6 +40,20 @@ export const ServerLive = Layer.unwrapEffect(Effect.gen(function*() {
     keepAliveTimeout: 5_000,
     // How often Node checks those timeouts (30 s by default would let a slow client outstay a short limit).
     connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(headersTimeout / 4)))
+  })
+  // Requests Node rejects before Parley sees them (oversized or malformed headers) still get the catalog body.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // A client too slow to send its headers gets no answer: it is cut off.
+    if (!socket.writable || err.code === "ERR_HTTP_REQUEST_TIMEOUT") return socket.destroy()
+    const tooLarge = err.code === "HPE_HEADER_OVERFLOW"
+    const error = tooLarge
+      ? new PayloadTooLarge({ message: "The request headers are larger than the limit." })
+      : new BadRequest({ message: "The request is not valid HTTP." })
+    const body = JSON.stringify(toBody(error))
+    socket.end(
+      `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+    )
   })
   return Layer.mergeAll(
     Layer.scoped(HttpServer.HttpServer, NodeHttpServer.make(() => server, { port: cfg.port, host: cfg.host })),

@@ -43,9 +43,7 @@ export const ParleyFile = Schema.Struct({
   routes: Schema.optional(Schema.Record({
     key: Schema.String,
     value: Schema.Struct({ targets: Schema.NonEmptyArray(Target) })
-  })),
-  /** Serve a cached answer for the same request when every target is down. */
-  serve_stale_on_failure: Schema.optional(Schema.Boolean)
+  }))
 })
 export type ParleyFile = typeof ParleyFile.Type
 
