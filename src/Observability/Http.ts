@@ -1,4 +1,4 @@
-import { HttpApiBuilder } from "@effect/platform"
+import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Api } from "../Api.js"
@@ -20,9 +20,12 @@ export const MetricsAuthenticationLive = Layer.effect(
       Option.match(metricsToken, {
         onNone: () => Effect.void,
         onSome: (expected) =>
-          sameSecret(Redacted.value(token).trim(), Redacted.value(expected))
-            ? Effect.void
-            : Effect.fail(new Unauthenticated({ message: "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>." }))
+          // The platform's bearer decoder drops the first 7 characters whatever they are: check the scheme.
+          Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) =>
+            /^bearer /i.test(req.headers["authorization"] ?? "") &&
+              sameSecret(Redacted.value(token).trim(), Redacted.value(expected))
+              ? Effect.void
+              : Effect.fail(new Unauthenticated({ message: "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>." })))
       })
   }))
 )
