@@ -23,7 +23,7 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "pr
 const endToEnd = (headers: http.IncomingHttpHeaders) =>
   Object.fromEntries(Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name)))
 
-const server = http.createServer((req, res) => {
+const forward = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer, mayRetry: boolean): void => {
   const up = http.request(
     {
       host: upstream.hostname,
@@ -38,7 +38,9 @@ const server = http.createServer((req, res) => {
       upRes.pipe(res)
     }
   )
-  up.on("error", () => {
+  up.on("error", (error) => {
+    // A pooled socket the upstream closed while idle: retried once, as Node's documentation advises.
+    if (mayRetry && up.reusedSocket && Reflect.get(error, "code") === "ECONNRESET") return forward(req, res, body, false)
     if (res.headersSent) res.destroy()
     else res.writeHead(502).end()
   })
@@ -46,7 +48,14 @@ const server = http.createServer((req, res) => {
   res.on("close", () => {
     if (!res.writableFinished) up.destroy()
   })
-  req.pipe(up)
+  up.end(body)
+}
+
+// Request bodies are small JSON: buffered, so that a retry can resend them.
+const server = http.createServer((req, res) => {
+  const chunks: Array<Buffer> = []
+  req.on("data", (chunk: Buffer) => chunks.push(chunk))
+  req.on("end", () => forward(req, res, Buffer.concat(chunks), true))
 })
 
 server.listen(Number(values.port ?? 0), "127.0.0.1", () => {
