@@ -21,7 +21,7 @@ import {
   errorInfo,
   expectEventStream,
   fromHttpClientError,
-  readBody,
+  readText,
   send,
   timed,
   truncate
@@ -169,12 +169,13 @@ export const make = (
         HttpClientRequest.bodyUnsafeJson(requestBody(req, stream))
       )
 
-    const complete = Effect.fn("Providers.anthropic.complete")(
+    // No span of its own: the gateway's `Provider.attempt` span is this call's.
+    const complete = Effect.fnUntraced(
       function* (req: ChatRequest, key: ProviderKey, opts: AttemptOptions) {
         yield* Effect.annotateCurrentSpan({ "provider.name": provider, "provider.model": req.model, "provider.key_id": key.id })
         const a = yield* beginAttempt(provider, opts)
         const response = yield* send(client, a, post(req, key, false))
-        const text = yield* readBody(a, response)
+        const text = yield* readText(a, response)
         const body = yield* decodeJson(provider, MessageBody, text)
         if ("error" in body) {
           const info = errorInfo(body.error)

@@ -87,7 +87,7 @@ export const make = (provider: string, keys: ReadonlyArray<ProviderKey>): Effect
         const retryAfterMs = coolingDown > 0 ? Math.max(0, soonest - now) : null
         return [Either.left(new NoUsableKey({ provider, rejected, coolingDown, retryAfterMs })), state]
       })
-    ).pipe(Effect.flatMap((result) => result), Effect.withSpan("Providers.keyPool.next", { attributes: { "provider.name": provider } }))
+    ).pipe(Effect.flatMap((result) => result))
 
     const reportRejected = (keyId: string, reason = "rejected by upstream") =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>

@@ -20,7 +20,7 @@ import {
   errorInfo,
   expectEventStream,
   fromHttpClientError,
-  readBody,
+  readText,
   send,
   timed,
   truncate
@@ -174,11 +174,12 @@ export const make = (
 
     const readJson = <A, I>(a: Attempt, schema: Schema.Schema<A, I>, request: HttpClientRequest.HttpClientRequest) =>
       send(client, a, request).pipe(
-        Effect.flatMap((response) => readBody(a, response)),
+        Effect.flatMap((response) => readText(a, response)),
         Effect.flatMap((text) => decodeJson(provider, schema, text))
       )
 
-    const complete = Effect.fn("Providers.openai.complete")(
+    // No span of its own: the gateway's `Provider.attempt` span is this call's.
+    const complete = Effect.fnUntraced(
       function* (req: ChatRequest, key: ProviderKey, opts: AttemptOptions) {
         yield* annotate(req.model, key)
         const a = yield* beginAttempt(provider, opts)

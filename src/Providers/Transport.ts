@@ -70,18 +70,16 @@ export const beginAttempt = (provider: string, opts: AttemptOptions): Effect.Eff
 
 type Phase = "first_byte" | "idle"
 
-/** How long the next wait may take, and which timeout fires if it does not end in time. */
-const budget = (a: Attempt, phase: Phase, now: number): { readonly waitMs: number; readonly timeout: AttemptTimeout } => {
-  const phaseMs = phase === "first_byte" ? a.firstByteDeadline - now : a.idleMs
-  if (a.totalDeadline !== null && a.totalMs !== null && a.totalDeadline - now < phaseMs) {
-    return {
-      waitMs: Math.max(0, a.totalDeadline - now),
-      timeout: new AttemptTimeout({ provider: a.provider, kind: "total", timeoutMs: a.totalMs })
-    }
+/** When the current wait ends (epoch ms), and which timeout fires if nothing arrives by then. */
+const deadlineOf = (a: Attempt, phase: Phase, now: number): { readonly at: number; readonly timeout: () => AttemptTimeout } => {
+  const phaseAt = phase === "first_byte" ? a.firstByteDeadline : now + a.idleMs
+  if (a.totalDeadline !== null && a.totalMs !== null && a.totalDeadline < phaseAt) {
+    const totalMs = a.totalMs
+    return { at: a.totalDeadline, timeout: () => new AttemptTimeout({ provider: a.provider, kind: "total", timeoutMs: totalMs }) }
   }
   return {
-    waitMs: Math.max(0, phaseMs),
-    timeout: new AttemptTimeout({ provider: a.provider, kind: phase, timeoutMs: phase === "first_byte" ? a.firstByteMs : a.idleMs })
+    at: phaseAt,
+    timeout: () => new AttemptTimeout({ provider: a.provider, kind: phase, timeoutMs: phase === "first_byte" ? a.firstByteMs : a.idleMs })
   }
 }
 
@@ -92,29 +90,42 @@ const withBudget = <A, E, R, E2>(
   wrap: (t: AttemptTimeout) => E2
 ): Effect.Effect<A, E | E2, R> =>
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const b = budget(a, phase, now)
-    return Effect.timeoutFail(self, { duration: Duration.millis(b.waitMs), onTimeout: () => wrap(b.timeout) })
+    const d = deadlineOf(a, phase, now)
+    return Effect.timeoutFail(self, { duration: Duration.millis(Math.max(0, d.at - now)), onTimeout: () => wrap(d.timeout()) })
   })
 
 /**
- * Applies the attempt's deadlines to a stream of events: the first non-empty
- * chunk must arrive within `firstPhase`'s budget, every later one within the
- * idle timeout (and everything within the total timeout). Empty chunks (bytes
- * that completed no event, e.g. keep-alive comments) do not count as progress.
+ * Applies the attempt's deadlines to a stream: the first non-empty chunk must
+ * arrive within `firstPhase`'s budget, every later one within the idle timeout
+ * (and everything within the total timeout). Empty chunks (bytes that
+ * completed no event, e.g. keep-alive comments) do not count as progress.
+ *
+ * One watchdog per stream, not one timer per pull: a chunk only moves the
+ * deadline forward (a clock read and an assignment); the watchdog's single
+ * timer, when it fires, either finds the deadline passed and fails the stream
+ * with the matching `AttemptTimeout`, or sleeps again until the new deadline.
  */
 export const timed = <A, E, R>(a: Attempt, firstPhase: Phase, self: Stream.Stream<A, E, R>): Stream.Stream<A, E | AttemptTimeout, R> =>
-  Stream.unwrapScoped(
-    Effect.map(Stream.toPull(self), (pull) => {
-      let seen = false
-      const pullNonEmpty: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>, R> = Effect.flatMap(pull, (chunk) =>
-        Chunk.isEmpty(chunk) ? pullNonEmpty : Effect.succeed(chunk)
-      )
-      const next: Effect.Effect<Chunk.Chunk<A>, Option.Option<E | AttemptTimeout>, R> = Effect.suspend(() =>
-        withBudget(a, seen ? "idle" : firstPhase, pullNonEmpty, (t) => Option.some(t))
-      ).pipe(Effect.tap(() => Effect.sync(() => { seen = true })))
-      return Stream.repeatEffectChunkOption(next)
+  Stream.suspend(() => {
+    let current = deadlineOf(a, firstPhase, Date.now())
+    const watchdog = Effect.async<never, AttemptTimeout>((resume) => {
+      let timer: ReturnType<typeof setTimeout>
+      const check = () => {
+        const left = current.at - Date.now()
+        if (left <= 0) resume(Effect.fail(current.timeout()))
+        else timer = setTimeout(check, left)
+      }
+      timer = setTimeout(check, Math.max(0, current.at - Date.now()))
+      return Effect.sync(() => clearTimeout(timer))
     })
-  )
+    return self.pipe(
+      Stream.mapChunks((chunk) => {
+        if (!Chunk.isEmpty(chunk)) current = deadlineOf(a, "idle", Date.now())
+        return chunk
+      }),
+      Stream.interruptWhen(watchdog)
+    )
+  })
 
 // ---------------------------------------------------------------------------
 // Transport error classification
@@ -205,7 +216,17 @@ const statusError = (a: Attempt, response: HttpClientResponse.HttpClientResponse
     })
   })
 
-/** Reads a body as UTF-8 text with the idle timeout between chunks; stops after `maxBytes`. */
+/**
+ * A whole non-streamed body as text. It must arrive within the idle timeout
+ * after the headers (and within the total timeout): non-streamed replies are
+ * sent whole once generated, so the wait for the model is the first-byte
+ * budget and the body follows at once. Read in one piece by undici — no
+ * per-chunk stream machinery on the hot path.
+ */
+export const readText = (a: Attempt, response: HttpClientResponse.HttpClientResponse): Effect.Effect<string, ConnectError | AttemptTimeout> =>
+  withBudget(a, "idle", Effect.mapError(response.text, (e) => fromHttpClientError(a, e)), (t) => t)
+
+/** Reads a body as UTF-8 text with the idle timeout between chunks; stops after `maxBytes` (error bodies). */
 export const readBody = (
   a: Attempt,
   response: HttpClientResponse.HttpClientResponse,
@@ -223,11 +244,23 @@ export const readBody = (
     Effect.map((acc) => new TextDecoder().decode(Buffer.concat(acc.parts)))
   )
 
-/** Decodes a JSON body with `schema`; anything else is an UpstreamDecodeError. */
-export const decodeJson = <A, I>(provider: string, schema: Schema.Schema<A, I>, text: string): Effect.Effect<A, UpstreamDecodeError> =>
-  Schema.decodeUnknown(Schema.parseJson(schema))(text).pipe(
+/**
+ * Decodes a JSON body with `schema`; anything else is an UpstreamDecodeError.
+ * `JSON.parse` then the schema's own (memoised) decoder: wrapping `schema` in
+ * `Schema.parseJson` here would build a new schema — and compile a new
+ * decoder — on every call.
+ */
+export const decodeJson = <A, I>(provider: string, schema: Schema.Schema<A, I>, text: string): Effect.Effect<A, UpstreamDecodeError> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (e) {
+    return Effect.fail(new UpstreamDecodeError({ provider, detail: truncate(`invalid JSON: ${e instanceof Error ? e.message : String(e)}`, 300) }))
+  }
+  return Schema.decodeUnknown(schema)(json).pipe(
     Effect.mapError((e) => new UpstreamDecodeError({ provider, detail: truncate(e.message, 300) }))
   )
+}
 
 // ---------------------------------------------------------------------------
 // Upstream error bodies and Retry-After

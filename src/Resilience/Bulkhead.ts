@@ -83,6 +83,10 @@ export const make = (config: Config): Effect.Effect<Bulkhead> =>
       restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>
     ): Effect.Effect<void, BulkheadFullError> =>
       Effect.gen(function*() {
+        // The common case takes a permit without allocating a waiter.
+        const free = yield* Ref.modify(ref, (s): readonly [boolean, State] =>
+          s.inFlight < maxConcurrent ? [true, { ...s, inFlight: s.inFlight + 1 }] : [false, s])
+        if (free) return
         const parked = yield* Deferred.make<void>()
         const immediate = yield* Ref.modify(ref, (s): readonly [boolean, State] =>
           s.inFlight < maxConcurrent
@@ -105,7 +109,7 @@ export const make = (config: Config): Effect.Effect<Bulkhead> =>
     const run = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.zipRight(acquire(restore), Effect.ensuring(restore(effect), release))
-      ).pipe(Effect.withSpan("Resilience.Bulkhead.run", { attributes: { bulkhead: config.name } }))
+      )
 
     const snapshot: Effect.Effect<Snapshot> = Effect.map(Ref.get(ref), (s) => ({
       name: config.name,

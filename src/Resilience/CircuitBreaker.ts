@@ -247,7 +247,7 @@ export const make = (
             Effect.onExit((exit) => complete(admission.epoch, exit, isFailure))
           )
         })
-      ).pipe(Effect.withSpan("Resilience.CircuitBreaker.run", { attributes: { breaker: config.name } }))
+      )
 
     const snapshot: Effect.Effect<Snapshot> = Effect.map(Ref.get(ref), (s) => {
       const outcomes = s.phase._tag === "HALF_OPEN" ? s.phase.outcomes : s.phase.window

@@ -33,13 +33,11 @@ export class CurrentDeadline extends Context.Tag("Parley/Resilience/CurrentDeadl
 >() {}
 
 /** Start a budget of `duration` from now. */
-export const make: (duration: Duration.DurationInput) => Effect.Effect<Deadline> = Effect.fn(
-  "Resilience.Deadline.make"
-)(function*(duration: Duration.DurationInput) {
-  const now = yield* Clock.currentTimeMillis
-  const budgetMs = Math.max(0, Duration.toMillis(duration))
-  return { budgetMs, expiresAt: now + budgetMs }
-})
+export const make = (duration: Duration.DurationInput): Effect.Effect<Deadline> =>
+  Effect.map(Clock.currentTimeMillis, (now) => {
+    const budgetMs = Math.max(0, Duration.toMillis(duration))
+    return { budgetMs, expiresAt: now + budgetMs }
+  })
 
 /** Time left before `deadline` expires (never negative). */
 export const remaining = (deadline: Deadline): Effect.Effect<Duration.Duration> =>
@@ -72,6 +70,10 @@ export const currentRemaining: Effect.Effect<Option.Option<Duration.Duration>> =
  * is `DeadlineExceeded`. An already-exhausted budget fails without starting
  * the effect at all. Inside, `CurrentDeadline` is the tighter of `deadline`
  * and any enclosing one.
+ *
+ * Nested inside a run whose deadline expires no later (a retry loop inside a
+ * request's budget, say), no second timer is started: the enclosing one
+ * already interrupts the effect at that instant, with the same error.
  */
 export const run = <A, E, R>(
   deadline: Deadline,
@@ -84,6 +86,9 @@ export const run = <A, E, R>(
     if (left <= 0) {
       return yield* new DeadlineExceeded({ budgetMs: deadline.budgetMs })
     }
+    if (Option.isSome(outer) && outer.value.expiresAt <= deadline.expiresAt) {
+      return yield* Effect.provideService(effect, CurrentDeadline, effective)
+    }
     return yield* effect.pipe(
       Effect.provideService(CurrentDeadline, effective),
       Effect.timeoutFail({
@@ -91,4 +96,4 @@ export const run = <A, E, R>(
         onTimeout: () => new DeadlineExceeded({ budgetMs: deadline.budgetMs })
       })
     )
-  }).pipe(Effect.withSpan("Resilience.Deadline.run"))
+  })

@@ -28,7 +28,5 @@ export const firstSuccess = <T, A, E, R>(
           go(Arr.headNonEmpty(rest), index + 1, Arr.tailNonEmpty(rest))
         )
         : Effect.fail(error))
-  return go(Arr.headNonEmpty(targets), 0, Arr.tailNonEmpty(targets)).pipe(
-    Effect.withSpan("Resilience.firstSuccess", { attributes: { targets: targets.length } })
-  )
+  return go(Arr.headNonEmpty(targets), 0, Arr.tailNonEmpty(targets))
 }

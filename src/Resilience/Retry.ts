@@ -110,7 +110,5 @@ export const retry = <A, E, R>(
       }
     })
 
-  return Effect.suspend(() => loop(1)).pipe(
-    Effect.withSpan("Resilience.retry", { attributes: { maxAttempts } })
-  )
+  return Effect.suspend(() => loop(1))
 }
