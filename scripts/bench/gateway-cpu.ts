@@ -1,7 +1,7 @@
 /**
  * CPU cost of one upstream call inside Parley's process, without the HTTP
- * server in front: the bare adapter (`adapter.complete`) and the whole
- * gateway (`Gateway.complete`: route, deadline, retry, breaker, bulkhead,
+ * server in front: the bare adapter (`adapter.complete` / `adapter.stream`) and the whole
+ * gateway (`Gateway.complete` / `Gateway.stream`: route, deadline, retry, breaker, bulkhead,
  * key pool, metrics, spans), against the simulator on loopback.
  *
  *   npx tsx scripts/bench/gateway-cpu.ts [--calls 4000] [--concurrency 50]
@@ -10,7 +10,7 @@
  * three rounds) for each,
  * which is what limits a gateway's throughput on a busy core.
  */
-import { Context, Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
+import { Context, Duration, Effect, Layer, Logger, LogLevel, Redacted, Stream } from "effect"
 import { ConfigProvider } from "effect"
 import { parseArgs } from "node:util"
 import * as Adapter from "../../src/Providers/Adapter.js"
@@ -48,6 +48,7 @@ const program = Effect.gen(function*() {
   const key = { id: "openai#1", value: Redacted.make("sk-bench") }
   const attempt = { connectTimeout: Duration.seconds(5), firstByteTimeout: Duration.seconds(30), idleTimeout: Duration.seconds(30) }
   yield* measure("adapter.complete", adapter.complete({ ...prompt, model: "gpt-4o-mini" }, key, attempt))
+  yield* measure("adapter.stream", Stream.runDrain(adapter.stream({ ...prompt, model: "gpt-4o-mini" }, key, attempt)))
   const config = ConfigProvider.fromMap(new Map([
     ["OPENAI_API_KEY", "sk-bench"],
     ["OPENAI_BASE_URL", baseUrl],
@@ -56,6 +57,10 @@ const program = Effect.gen(function*() {
   const context = yield* Layer.build(GatewayLive.pipe(Layer.provide(Layer.setConfigProvider(config))))
   const gateway = Context.get(context, Gateway)
   yield* measure("Gateway.complete", gateway.complete("gpt-4o-mini", prompt, { timeout: Duration.seconds(30) }))
+  yield* measure(
+    "Gateway.stream",
+    Effect.scoped(Effect.flatMap(gateway.stream("gpt-4o-mini", prompt, { timeout: Duration.seconds(30) }), (s) => Stream.runDrain(s.chunks)))
+  )
 }).pipe(Effect.provide(Adapter.layerHttpClient()), Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))
 
 Effect.runPromise(program).then(() => process.exit(0), (e) => {

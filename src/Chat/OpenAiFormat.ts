@@ -1,5 +1,5 @@
 /** OpenAI wire formats for chat completions: JSON replies and SSE chunks. */
-import { Effect, Option, Ref, Stream } from "effect"
+import { Chunk, Effect, Stream } from "effect"
 import type { ChatChunk, ChatMessage, ChatResponse, Usage } from "../Providers/Domain.js"
 import type { MidStreamFailure, Prompt } from "../Providers/Gateway.js"
 import type { CompletionRequest } from "./OpenAiApi.js"
@@ -54,6 +54,9 @@ const data = (json: unknown) => `data: ${JSON.stringify(json)}\n\n`
  * The chunk stream as OpenAI SSE, ending exactly once: `[DONE]` after
  * success; an error object then `[DONE]` after a mid-stream failure.
  * `onFinish` sees the usage of a completed reply.
+ *
+ * Each batch of chunks that arrives together becomes ONE string (one socket
+ * write): the role chunk rides with the first batch, `[DONE]` with the last.
  */
 export const sseEvents = (options: {
   readonly id: string
@@ -62,43 +65,57 @@ export const sseEvents = (options: {
   readonly chunks: Stream.Stream<ChatChunk, MidStreamFailure>
   readonly onFinish: (usage: Usage | null) => Effect.Effect<void>
   readonly onFailure: (f: MidStreamFailure, errorId: string) => Effect.Effect<void>
-}): Stream.Stream<string> => {
-  const created = Math.floor(Date.now() / 1000)
-  const chunk = (delta: Record<string, unknown>, finishReason: string | null) =>
-    data({
-      id: options.id,
-      object: "chat.completion.chunk",
-      created,
-      model: options.model,
-      choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }]
-    })
-  return Stream.unwrap(Effect.gen(function*() {
-    const usage = yield* Ref.make<Option.Option<Usage>>(Option.none())
+}): Stream.Stream<string> =>
+  Stream.suspend(() => {
+    const created = Math.floor(Date.now() / 1000)
+    const chunk = (delta: Record<string, unknown>, finishReason: string | null) =>
+      data({
+        id: options.id,
+        object: "chat.completion.chunk",
+        created,
+        model: options.model,
+        choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }]
+      })
+    let prefix = chunk({ role: "assistant", content: "" }, null)
+    let usage: Usage | null = null
+    let failed = false
     const body = options.chunks.pipe(
-      Stream.mapEffect((c) =>
-        c._tag === "Delta"
-          ? Effect.succeed(c.text === "" ? "" : chunk({ content: c.text }, null))
-          : Ref.set(usage, Option.fromNullable(c.usage)).pipe(
-            Effect.zipRight(options.onFinish(c.usage)),
-            Effect.as(chunk({}, c.finishReason))
-          )
-      ),
-      Stream.filter((s) => s !== ""),
-      Stream.concat(Stream.unwrap(Effect.map(Ref.get(usage), (u) =>
-        options.includeUsage
-          ? Stream.succeed(data({ id: options.id, object: "chat.completion.chunk", created, model: options.model, choices: [], usage: Option.match(u, { onNone: () => null, onSome: usageJson }) }))
-          : Stream.empty))),
+      Stream.mapChunksEffect((batch): Effect.Effect<Chunk.Chunk<string>> => {
+        let text = prefix
+        prefix = ""
+        let finish: Usage | null | undefined
+        for (const c of batch) {
+          if (c._tag === "Delta") {
+            if (c.text !== "") text += chunk({ content: c.text }, null)
+          } else {
+            finish = c.usage
+            text += chunk({}, c.finishReason)
+          }
+        }
+        const out = text === "" ? Chunk.empty<string>() : Chunk.of(text)
+        if (finish === undefined) return Effect.succeed(out)
+        usage = finish
+        return Effect.as(options.onFinish(finish), out)
+      }),
       Stream.catchAll((f) => {
         const errorId = newErrorId()
-        return Stream.fromEffect(options.onFailure(f, errorId)).pipe(
-          Stream.drain,
-          Stream.concat(Stream.succeed(data({ error: { code: f.code, message: f.message, type: "api_error", param: null, error_id: errorId } })))
-        )
+        failed = true
+        const head = prefix
+        prefix = ""
+        return Stream.fromEffect(Effect.as(
+          options.onFailure(f, errorId),
+          head + data({ error: { code: f.code, message: f.message, type: "api_error", param: null, error_id: errorId } })
+        ))
       })
     )
-    return Stream.succeed(chunk({ role: "assistant", content: "" }, null)).pipe(
-      Stream.concat(body),
-      Stream.concat(Stream.succeed("data: [DONE]\n\n"))
-    )
-  }))
-}
+    const ending = Stream.sync(() => {
+      const usageEvent = options.includeUsage && !failed
+        ? data({ id: options.id, object: "chat.completion.chunk", created, model: options.model, choices: [], usage: usage === null ? null : usageJson(usage) })
+        : ""
+      // An empty upstream (no batch at all) still owes the client its role chunk.
+      const head = prefix
+      prefix = ""
+      return `${head}${usageEvent}data: [DONE]\n\n`
+    })
+    return Stream.concat(body, ending)
+  })

@@ -80,9 +80,10 @@ export const OpenAiHttp = HttpApiBuilder.group(Api, "openai", (handlers) =>
                 id,
                 model: payload.model,
                 includeUsage: payload.stream_options?.include_usage === true,
-                chunks: served.chunks.pipe(Stream.tap((c) => Effect.sync(() => {
-                  if (c._tag === "Delta") text += c.text
-                }))),
+                chunks: served.chunks.pipe(Stream.mapChunks((batch) => {
+                  for (const c of batch) if (c._tag === "Delta") text += c.text
+                  return batch
+                })),
                 onFinish: (usage) =>
                   Effect.all([
                     usage === null ? Effect.void : settle(usage.inputTokens, usage.outputTokens),

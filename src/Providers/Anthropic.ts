@@ -8,22 +8,20 @@
  * `extra` (OpenAI-only fields) is not forwarded.
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { Effect, Redacted, Schema, Stream } from "effect"
+import { Effect, Either, type ParseResult, Redacted, Schema, Stream } from "effect"
 import type { AttemptOptions, ProviderAdapter } from "./Adapter.js"
 import type { ChatChunk, ChatRequest, ChatResponse, ProviderKey } from "./Domain.js"
 import { type ProviderError, UpstreamDecodeError, UpstreamInBandError } from "./Errors.js"
-import * as Sse from "./Sse.js"
+import * as EventStream from "./EventStream.js"
+import type { StepResult } from "./EventStream.js"
+import type * as Sse from "./Sse.js"
 import {
   beginAttempt,
-  chatStream,
   decodeJson,
   ErrorObject,
   errorInfo,
-  expectEventStream,
-  fromHttpClientError,
   readText,
   send,
-  timed,
   truncate
 } from "./Transport.js"
 
@@ -104,27 +102,35 @@ interface StreamState {
   readonly stopReason: string | null
 }
 
-type Step = Effect.Effect<readonly [StreamState, ReadonlyArray<ChatChunk>], ProviderError>
+type Step = StepResult<StreamState>
+
+const decoders = {
+  EventType: Schema.decodeUnknownEither(EventType),
+  MessageStart: Schema.decodeUnknownEither(MessageStart),
+  BlockDelta: Schema.decodeUnknownEither(BlockDelta),
+  MessageDelta: Schema.decodeUnknownEither(MessageDelta),
+  ErrorEvent: Schema.decodeUnknownEither(ErrorEvent)
+}
 
 const step = (provider: string) => (state: StreamState, event: Sse.SseEvent, delivered: number): Step => {
-  const decode = <A>(schema: Schema.Schema<A, string>) =>
-    Schema.decodeUnknown(schema)(event.data).pipe(
-      Effect.mapError((e) => new UpstreamDecodeError({ provider, detail: `stream event: ${truncate(e.message, 300)}` }))
+  const decode = <A>(decoder: (u: unknown) => Either.Either<A, ParseResult.ParseError>) =>
+    decoder(event.data).pipe(
+      Either.mapLeft((e): ProviderError => new UpstreamDecodeError({ provider, detail: `stream event: ${truncate(e.message, 300)}` }))
     )
-  const emit = (next: StreamState, chunks: ReadonlyArray<ChatChunk> = []): Step => Effect.succeed([next, chunks])
-  return Effect.flatMap(decode(EventType), ({ type }): Step => {
+  const emit = (next: StreamState, chunks: ReadonlyArray<ChatChunk> = []): Step => Either.right([next, chunks])
+  return Either.flatMap(decode(decoders.EventType), ({ type }): Step => {
     switch (type) {
       case "message_start":
-        return Effect.flatMap(decode(MessageStart), ({ message }) =>
+        return Either.flatMap(decode(decoders.MessageStart), ({ message }) =>
           emit({ ...state, inputTokens: message.usage.input_tokens, outputTokens: message.usage.output_tokens ?? state.outputTokens }))
       case "content_block_delta":
-        return Effect.flatMap(decode(BlockDelta), ({ delta }) =>
+        return Either.flatMap(decode(decoders.BlockDelta), ({ delta }) =>
           // Only text reaches the client; thinking / tool-input deltas are dropped.
           delta.type === "text_delta" && delta.text !== undefined && delta.text !== ""
             ? emit(state, [{ _tag: "Delta", text: delta.text }])
             : emit(state))
       case "message_delta":
-        return Effect.flatMap(decode(MessageDelta), ({ delta, usage }) =>
+        return Either.flatMap(decode(decoders.MessageDelta), ({ delta, usage }) =>
           emit({
             ...state,
             stopReason: delta.stop_reason ?? state.stopReason,
@@ -137,9 +143,9 @@ const step = (provider: string) => (state: StreamState, event: Sse.SseEvent, del
           usage: { inputTokens: state.inputTokens, outputTokens: state.outputTokens }
         }])
       case "error":
-        return Effect.flatMap(decode(ErrorEvent), ({ error }) => {
+        return Either.flatMap(decode(decoders.ErrorEvent), ({ error }): Step => {
           const info = errorInfo(error)
-          return Effect.fail(new UpstreamInBandError({ provider, upstreamType: info.type, upstreamMessage: info.message, chunksReceived: delivered }))
+          return Either.left(new UpstreamInBandError({ provider, upstreamType: info.type, upstreamMessage: info.message, chunksReceived: delivered }))
         })
       default:
         // ping, content_block_start/stop and future event types
@@ -194,13 +200,9 @@ export const make = (
     )
 
     const stream = (req: ChatRequest, key: ProviderKey, opts: AttemptOptions): Stream.Stream<ChatChunk, ProviderError> =>
-      Stream.unwrapScoped(
-        Effect.gen(function* () {
-          const a = yield* beginAttempt(provider, opts)
-          const response = yield* send(client, a, post(req, key, true)).pipe(Effect.flatMap((r) => expectEventStream(a, r)))
-          const events = timed(a, "first_byte", Sse.parse(Stream.mapError(response.stream, (e) => fromHttpClientError(a, e))))
-          return chatStream(a, events, { inputTokens: 0, outputTokens: 0, stopReason: null }, step(provider))
-        })
+      Stream.unwrap(
+        Effect.map(beginAttempt(provider, opts), (a) =>
+          EventStream.open(client, a, post(req, key, true), { inputTokens: 0, outputTokens: 0, stopReason: null }, step(provider)))
       ).pipe(
         Stream.withSpan("Providers.anthropic.stream", {
           attributes: { "provider.name": provider, "provider.model": req.model, "provider.key_id": key.id }

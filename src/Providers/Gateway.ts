@@ -233,16 +233,27 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
     /**
      * A stream that has produced its first chunk (so retries and fallback are
      * over), with the rest to follow. The upstream request lives in `scope`.
+     *
+     * The request's budget bounds the whole reply: each attempt gets it as its
+     * total timeout (when tighter than the provider's own), so the adapter's
+     * stream watchdog enforces it — no second timer on the stream.
      */
     const stream = (model: string, prompt: Prompt, options: CallOptions) =>
       Effect.gen(function*() {
         const outer = yield* Effect.scope
         const started = Date.now()
+        const budgetMs = Duration.toMillis(options.timeout)
         const opened = yield* overRoute(model, options, (rt, key, target) =>
           Effect.gen(function*() {
             const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+            const leftMs = Math.max(1, budgetMs - (Date.now() - started))
+            const configuredMs = rt.settings.attempt.totalTimeout === undefined
+              ? Number.POSITIVE_INFINITY
+              : Duration.toMillis(rt.settings.attempt.totalTimeout)
+            const budgetBound = leftMs < configuredMs
+            const attempt = { ...rt.settings.attempt, totalTimeout: Duration.millis(Math.min(leftMs, configuredMs)) }
             return yield* Effect.gen(function*() {
-              const pull = yield* Stream.toPull(rt.adapter.stream({ ...prompt, model: target.model }, key, rt.settings.attempt)).pipe(
+              const pull = yield* Stream.toPull(rt.adapter.stream({ ...prompt, model: target.model }, key, attempt)).pipe(
                 Scope.extend(scope)
               )
               // The first non-empty chunk decides the attempt; an end without one is no reply.
@@ -250,24 +261,37 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
                 pull,
                 (c) => Chunk.isEmpty(c) ? Effect.suspend(() => untilNonEmpty) : Effect.succeed(c)
               )
-              const firstChunk = () =>
-                untilNonEmpty.pipe(Effect.catchAll(Option.match({
-                  onNone: () => Effect.succeed(Chunk.empty<ChatChunk>()),
-                  onSome: (e) => Effect.fail(e)
-                })))
-              const first = yield* firstChunk()
-              return { first, rest: Stream.repeatEffectChunkOption(pull), scope }
+              const first = yield* untilNonEmpty.pipe(Effect.catchAll(Option.match({
+                onNone: () => Effect.succeed(Chunk.empty<ChatChunk>()),
+                onSome: (e) => Effect.fail(e)
+              })))
+              return { first, pull, scope, budgetBound }
             }).pipe(Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)))
           }))
         yield* Metric.update(Metric.tagged(ttft, "provider", opened.provider), (Date.now() - started) / 1000)
-        const budgetLeft = Math.max(1, options.timeout.pipe(Duration.toMillis) - (Date.now() - started))
-        const chunks: Stream.Stream<ChatChunk, MidStreamFailure> = Stream.fromChunk(opened.first).pipe(
-          Stream.concat(opened.rest),
-          Stream.tap((c) => c._tag === "Finish" && c.usage !== null ? countTokens(opened.provider, c.usage.inputTokens, c.usage.outputTokens) : Effect.void),
-          Stream.mapError((e): MidStreamFailure => ({ _tag: "MidStreamFailure", code: "ERR_STREAM_INTERRUPTED", message: `The model provider failed mid-stream: ${e._tag}.` })),
-          Stream.interruptWhen(Effect.sleep(Duration.millis(budgetLeft)).pipe(
-            Effect.zipRight(Effect.fail<MidStreamFailure>({ _tag: "MidStreamFailure", code: "ERR_PROVIDER_TIMEOUT", message: `The reply did not finish within ${Duration.toMillis(options.timeout)} ms.` }))
-          )),
+        const midStream = (e: ProviderError): MidStreamFailure =>
+          e._tag === "AttemptTimeout" && e.kind === "total" && opened.budgetBound
+            ? { _tag: "MidStreamFailure", code: "ERR_PROVIDER_TIMEOUT", message: `The reply did not finish within ${budgetMs} ms.` }
+            : { _tag: "MidStreamFailure", code: "ERR_STREAM_INTERRUPTED", message: `The model provider failed mid-stream: ${e._tag}.` }
+        // Tokens are counted when the Finish chunk passes; one Effect per batch of chunks, none per chunk.
+        const counted = (chunk: Chunk.Chunk<ChatChunk>): Effect.Effect<Chunk.Chunk<ChatChunk>> => {
+          for (const c of chunk) {
+            if (c._tag === "Finish" && c.usage !== null) {
+              return Effect.as(countTokens(opened.provider, c.usage.inputTokens, c.usage.outputTokens), chunk)
+            }
+          }
+          return Effect.succeed(chunk)
+        }
+        let first: Chunk.Chunk<ChatChunk> | undefined = opened.first
+        const next: Effect.Effect<Chunk.Chunk<ChatChunk>, Option.Option<MidStreamFailure>> = Effect.suspend(() => {
+          if (first !== undefined) {
+            const c = first
+            first = undefined
+            return counted(c)
+          }
+          return Effect.flatMap(opened.pull, counted)
+        }).pipe(Effect.mapError(Option.map(midStream)))
+        const chunks: Stream.Stream<ChatChunk, MidStreamFailure> = Stream.repeatEffectChunkOption(next).pipe(
           Stream.ensuring(Scope.close(opened.scope, Exit.void))
         )
         return { provider: opened.provider, model: opened.model, chunks }

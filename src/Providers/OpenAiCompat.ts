@@ -6,23 +6,21 @@
  * One attempt per call: no retries here. Every failure is a `ProviderError`.
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { Effect, Option, Redacted, Schema, Stream } from "effect"
+import { Effect, Either, Option, Redacted, Schema, Stream } from "effect"
 import type { AttemptOptions, ProviderAdapter } from "./Adapter.js"
 import type { ChatChunk, ChatRequest, ChatResponse, ProviderKey, Usage } from "./Domain.js"
 import { type ProviderError, StreamCutError, UpstreamDecodeError, UpstreamInBandError } from "./Errors.js"
-import * as Sse from "./Sse.js"
+import * as EventStream from "./EventStream.js"
+import type { StepResult } from "./EventStream.js"
+import type * as Sse from "./Sse.js"
 import {
   type Attempt,
   beginAttempt,
-  chatStream,
   decodeJson,
   ErrorObject,
   errorInfo,
-  expectEventStream,
-  fromHttpClientError,
   readText,
   send,
-  timed,
   truncate
 } from "./Transport.js"
 
@@ -120,21 +118,21 @@ interface StreamState {
   readonly usage: Usage | null
 }
 
-const decodeStreamPayload = Schema.decodeUnknown(Schema.parseJson(StreamPayload))
+const decodeStreamPayload = Schema.decodeUnknownEither(Schema.parseJson(StreamPayload))
 
 const step = (provider: string) =>
-(state: StreamState, event: Sse.SseEvent, delivered: number): Effect.Effect<readonly [StreamState, ReadonlyArray<ChatChunk>], ProviderError> => {
+(state: StreamState, event: Sse.SseEvent, delivered: number): StepResult<StreamState> => {
   if (event.data.trim() === "[DONE]") {
     return state.finishReason === null
-      ? Effect.fail(new StreamCutError({ provider, chunksReceived: delivered, detail: "[DONE] without a finish_reason" }))
-      : Effect.succeed([state, [{ _tag: "Finish", finishReason: state.finishReason, usage: state.usage }]])
+      ? Either.left(new StreamCutError({ provider, chunksReceived: delivered, detail: "[DONE] without a finish_reason" }))
+      : Either.right([state, [{ _tag: "Finish", finishReason: state.finishReason, usage: state.usage }]])
   }
   return decodeStreamPayload(event.data).pipe(
-    Effect.mapError((e) => new UpstreamDecodeError({ provider, detail: `stream event: ${truncate(e.message, 300)}` })),
-    Effect.flatMap((payload): Effect.Effect<readonly [StreamState, ReadonlyArray<ChatChunk>], ProviderError> => {
+    Either.mapLeft((e): ProviderError => new UpstreamDecodeError({ provider, detail: `stream event: ${truncate(e.message, 300)}` })),
+    Either.flatMap((payload): StepResult<StreamState> => {
       if ("error" in payload) {
         const info = errorInfo(payload.error)
-        return Effect.fail(new UpstreamInBandError({ provider, upstreamType: info.type, upstreamMessage: info.message, chunksReceived: delivered }))
+        return Either.left(new UpstreamInBandError({ provider, upstreamType: info.type, upstreamMessage: info.message, chunksReceived: delivered }))
       }
       const chunks: Array<ChatChunk> = []
       let finishReason = state.finishReason
@@ -145,7 +143,7 @@ const step = (provider: string) =>
         if (choice.finish_reason !== undefined && choice.finish_reason !== null) finishReason = choice.finish_reason
       }
       const usage = payload.usage === undefined || payload.usage === null ? state.usage : toUsage(payload.usage)
-      return Effect.succeed([{ finishReason, usage }, chunks])
+      return Either.right([{ finishReason, usage }, chunks])
     })
   )
 }
@@ -202,15 +200,9 @@ export const make = (
     )
 
     const stream = (req: ChatRequest, key: ProviderKey, opts: AttemptOptions): Stream.Stream<ChatChunk, ProviderError> =>
-      Stream.unwrapScoped(
-        Effect.gen(function* () {
-          const a = yield* beginAttempt(provider, opts)
-          const response = yield* send(client, a, post(requestBody(req, true), key, true)).pipe(
-            Effect.flatMap((r) => expectEventStream(a, r))
-          )
-          const events = timed(a, "first_byte", Sse.parse(Stream.mapError(response.stream, (e) => fromHttpClientError(a, e))))
-          return chatStream(a, events, { finishReason: null, usage: null }, step(provider))
-        })
+      Stream.unwrap(
+        Effect.map(beginAttempt(provider, opts), (a) =>
+          EventStream.open(client, a, post(requestBody(req, true), key, true), { finishReason: null, usage: null }, step(provider)))
       ).pipe(
         Stream.withSpan("Providers.openai.stream", {
           attributes: { "provider.name": provider, "provider.model": req.model, "provider.key_id": key.id }

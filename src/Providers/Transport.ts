@@ -12,17 +12,14 @@
  */
 import { Headers, type HttpClient, type HttpClientError, type HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { Chunk, Clock, Duration, Effect, Option, Schema, type Scope, Stream } from "effect"
-import type { ChatChunk } from "./Domain.js"
 import {
   AttemptTimeout,
   ConnectError,
   type ProviderError,
-  StreamCutError,
   UpstreamDecodeError,
   UpstreamInBandError,
   UpstreamStatusError
 } from "./Errors.js"
-import type { SseEvent } from "./Sse.js"
 
 /** Per-attempt limits. Interrupting the Effect/Stream aborts the request; there is no AbortSignal. */
 export interface AttemptOptions {
@@ -68,10 +65,10 @@ export const beginAttempt = (provider: string, opts: AttemptOptions): Effect.Eff
     }
   })
 
-type Phase = "first_byte" | "idle"
+export type Phase = "first_byte" | "idle"
 
 /** When the current wait ends (epoch ms), and which timeout fires if nothing arrives by then. */
-const deadlineOf = (a: Attempt, phase: Phase, now: number): { readonly at: number; readonly timeout: () => AttemptTimeout } => {
+export const deadlineOf = (a: Attempt, phase: Phase, now: number): { readonly at: number; readonly timeout: () => AttemptTimeout } => {
   const phaseAt = phase === "first_byte" ? a.firstByteDeadline : now + a.idleMs
   if (a.totalDeadline !== null && a.totalMs !== null && a.totalDeadline < phaseAt) {
     const totalMs = a.totalMs
@@ -343,42 +340,3 @@ export const expectEventStream = (
         Effect.fail(new UpstreamInBandError({ provider: a.provider, upstreamType: info.type, upstreamMessage: info.message, chunksReceived: 0 }))
     }))
 }
-
-/**
- * Turns SSE events into chat chunks with a provider-specific `step`, and
- * enforces the stream contract shared by all providers:
- * - transport failures mid-stream become `StreamCutError` (with the number of
- *   deltas already emitted);
- * - the stream must reach a `Finish` chunk, else `StreamCutError`;
- * - after `Finish`, the rest of the body is drained (so the connection is
- *   released cleanly) and ignored, failures included.
- */
-export const chatStream = <S>(
-  a: Attempt,
-  events: Stream.Stream<SseEvent, ConnectError | AttemptTimeout>,
-  initial: S,
-  step: (state: S, event: SseEvent, delivered: number) => Effect.Effect<readonly [S, ReadonlyArray<ChatChunk>], ProviderError>
-): Stream.Stream<ChatChunk, ProviderError> =>
-  Stream.suspend(() => {
-    let state = initial
-    let delivered = 0
-    let finished = false
-    const cut = (detail: string) => new StreamCutError({ provider: a.provider, chunksReceived: delivered, detail })
-    return events.pipe(
-      Stream.mapError((e): ProviderError => (e._tag === "ConnectError" ? cut(e.detail) : e)),
-      Stream.mapConcatEffect((event) =>
-        finished
-          ? Effect.succeed([])
-          : Effect.map(step(state, event, delivered), ([next, chunks]) => {
-            state = next
-            for (const c of chunks) {
-              if (c._tag === "Delta") delivered++
-              else finished = true
-            }
-            return chunks
-          })
-      ),
-      Stream.catchAll((e) => (finished ? Stream.empty : Stream.fail(e))),
-      Stream.concat(Stream.suspend(() => (finished ? Stream.empty : Stream.fail(cut("stream ended before its terminal event")))))
-    )
-  })
