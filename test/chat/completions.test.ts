@@ -159,6 +159,34 @@ layer(TestServer.withSimulator(env(configFile(fastRetries))), { timeout: 60_000,
         expect(sim.requests.length).toBe(2)
       }))
 
+    it.effect("a stream that outlives x-parley-timeout-ms ends with ERR_PROVIDER_TIMEOUT, then [DONE]; the upstream request is aborted", () =>
+      Effect.gen(function*() {
+        const sim = yield* TestServer.Sim
+        sim.reset()
+        // Six words 250 ms apart: the first arrives at once, the reply would need ~1.5 s.
+        sim.script({ kind: "ok", content: "one two three four five six", chunkDelayMs: 250 })
+        const u = yield* user
+        const started = Date.now()
+        const res = yield* call("POST", "/v1/chat/completions", {
+          token: u.key,
+          body: body("slow", { stream: true }),
+          headers: { "x-parley-timeout-ms": "700" }
+        })
+        const took = Date.now() - started
+        expect(res.status).toBe(200)
+        const events = res.text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6))
+        expect(events[events.length - 1]).toBe("[DONE]")
+        const error = JSON.parse(events[events.length - 2] ?? "{}")
+        expect(at(error, "error", "code")).toBe("ERR_PROVIDER_TIMEOUT")
+        expect(String(at(error, "error", "message"))).toContain("700 ms")
+        const contents = events.slice(0, -2).map((e) => at(JSON.parse(e), "choices", 0, "delta", "content")).filter((c) => typeof c === "string" && c !== "")
+        expect(contents.length).toBeGreaterThan(0)
+        expect(contents.length).toBeLessThan(6)
+        expect(took).toBeGreaterThanOrEqual(650)
+        expect(took).toBeLessThan(1_400)
+        yield* Effect.promise(() => sim.waitFor((rs) => rs.length === 1 && rs.every((r) => r.aborted), 2_000))
+      }))
+
     it.effect("the official openai SDK: non-streaming and streaming, and its typed errors", () =>
       Effect.gen(function*() {
         const server = yield* TestServer.TestServer
