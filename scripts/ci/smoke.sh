@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 data=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 log="$data/server.log"
-env -u DATABASE_URL -u ADMIN_TOKEN PORT="$port" PARLEY_DATA_DIR="$data" node --import tsx src/main.ts >"$log" 2>&1 &
+env -u DATABASE_URL -u ADMIN_TOKEN PORT="$port" PARLEY_DATA_DIR="$data" node --max-semi-space-size=64 --import tsx src/main.ts >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do

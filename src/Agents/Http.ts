@@ -19,15 +19,15 @@ export const AgentsHttp = HttpApiBuilder.group(Api, "agents", (handlers) =>
           const { userId } = yield* requireUser
           const rows = yield* repo.list(userId, urlParams)
           return toPage(rows, urlParams.limit, toAgent, keyOf)
-        }).pipe(Effect.withSpan("Agents.list")))
+        }).pipe(Effect.withSpan("Agents.list", { captureStackTrace: false })))
       .handle("create", ({ payload }) =>
-        Effect.flatMap(requireUser, ({ userId }) => repo.create(userId, payload)).pipe(Effect.withSpan("Agents.create")))
+        Effect.flatMap(requireUser, ({ userId }) => repo.create(userId, payload)).pipe(Effect.withSpan("Agents.create", { captureStackTrace: false })))
       .handle("get", ({ path }) =>
-        Effect.flatMap(requireUser, ({ userId }) => repo.get(userId, path.id)).pipe(Effect.withSpan("Agents.get")))
+        Effect.flatMap(requireUser, ({ userId }) => repo.get(userId, path.id)).pipe(Effect.withSpan("Agents.get", { captureStackTrace: false })))
       .handle("update", ({ path, payload }) =>
         Effect.flatMap(requireUser, ({ userId }) => repo.update(userId, path.id, payload)).pipe(
-          Effect.withSpan("Agents.update")
+          Effect.withSpan("Agents.update", { captureStackTrace: false })
         ))
       .handle("remove", ({ path }) =>
-        Effect.flatMap(requireUser, ({ userId }) => repo.remove(userId, path.id)).pipe(Effect.withSpan("Agents.remove")))
+        Effect.flatMap(requireUser, ({ userId }) => repo.remove(userId, path.id)).pipe(Effect.withSpan("Agents.remove", { captureStackTrace: false })))
   }))

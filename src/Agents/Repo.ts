@@ -37,7 +37,7 @@ export class AgentsRepo extends Effect.Service<AgentsRepo>()("parley/AgentsRepo"
           LIMIT ${limit + 1}`
     })
 
-    const list = Effect.fn("AgentsRepo.list")(
+    const list = Effect.fn("AgentsRepo.list", { captureStackTrace: false })(
       function*(userId: UserId, page: AgentPageRequest) {
         return yield* findPage({ userId, limit: page.limit, cursor: page.cursor })
       },
@@ -51,7 +51,7 @@ export class AgentsRepo extends Effect.Service<AgentsRepo>()("parley/AgentsRepo"
       execute: ({ id, userId }) => sql`SELECT ${columns} FROM agents WHERE id = ${id} AND user_id = ${userId}`
     })
 
-    const get = Effect.fn("AgentsRepo.get")(
+    const get = Effect.fn("AgentsRepo.get", { captureStackTrace: false })(
       function*(userId: UserId, id: AgentId) {
         const found = yield* findOne({ userId, id })
         return yield* Option.match(found, { onNone: () => Effect.fail(agentNotFound()), onSome: Effect.succeed })
@@ -60,7 +60,7 @@ export class AgentsRepo extends Effect.Service<AgentsRepo>()("parley/AgentsRepo"
       orUnavailable
     )
 
-    const create = Effect.fn("AgentsRepo.create")(
+    const create = Effect.fn("AgentsRepo.create", { captureStackTrace: false })(
       function*(userId: UserId, input: CreateAgent) {
         const id = AgentId.make(randomUUID())
         return yield* SqlSchema.single({
@@ -79,7 +79,7 @@ export class AgentsRepo extends Effect.Service<AgentsRepo>()("parley/AgentsRepo"
     )
 
     /** Only the fields present change; a rename onto an existing name is ERR_ALREADY_EXISTS. */
-    const update = Effect.fn("AgentsRepo.update")(
+    const update = Effect.fn("AgentsRepo.update", { captureStackTrace: false })(
       function*(userId: UserId, id: AgentId, patch: UpdateAgent) {
         const sets = [
           ...(patch.name !== undefined ? [sql`name = ${patch.name}`] : []),
@@ -102,7 +102,7 @@ export class AgentsRepo extends Effect.Service<AgentsRepo>()("parley/AgentsRepo"
     )
 
     /** Sessions that used the agent keep existing, with `agent_id` null (ON DELETE SET NULL). */
-    const remove = Effect.fn("AgentsRepo.remove")(
+    const remove = Effect.fn("AgentsRepo.remove", { captureStackTrace: false })(
       function*(userId: UserId, id: AgentId) {
         const rows = yield* sql`DELETE FROM agents WHERE id = ${id} AND user_id = ${userId} RETURNING id`
         if (rows.length === 0) return yield* Effect.fail(agentNotFound())

@@ -117,7 +117,7 @@ export class AuthService extends Effect.Service<AuthService>()("parley/AuthServi
       authenticate: (token: string, client: string) =>
         verify(token).pipe(
           Effect.tapError((e) => e._tag === "Unauthenticated" ? recordFailure(client) : Effect.void),
-          Effect.withSpan("Auth.authenticate")
+          Effect.withSpan("Auth.authenticate", { captureStackTrace: false })
         ),
       adminToken
     } as const

@@ -100,7 +100,7 @@ export class ResponseCache extends Effect.Service<ResponseCache>()("parley/Respo
         }
         yield* Metric.increment(cacheHits)
         return reply
-      }).pipe(Effect.withSpan("Cache.get"))
+      }).pipe(Effect.withSpan("Cache.get", { captureStackTrace: false }))
 
     const set = (key: string, reply: Omit<CachedReply, "v">) =>
       !cfg.enabled || reply.content.length > cfg.maxEntryChars
@@ -108,7 +108,7 @@ export class ResponseCache extends Effect.Service<ResponseCache>()("parley/Respo
         : rawSet(key, JSON.stringify({ v: 1, ...reply })).pipe(
           // The reply was already given; a cache that cannot store it is only logged.
           Effect.catchAll(() => Effect.void),
-          Effect.withSpan("Cache.set")
+          Effect.withSpan("Cache.set", { captureStackTrace: false })
         )
 
     return { get, set, rawSet, shared: Option.isSome(redis) } as const

@@ -64,7 +64,7 @@ export class SessionChat extends Effect.Service<SessionChat>()("parley/SessionCh
               })
             )
           ),
-          Effect.withSpan("Chat.memoryRead")
+          Effect.withSpan("Chat.memoryRead", { captureStackTrace: false })
         )
 
     const buildPrompt = (
@@ -194,7 +194,7 @@ export class SessionChat extends Effect.Service<SessionChat>()("parley/SessionCh
               ))
           )
         } satisfies Outcome
-      }).pipe(Effect.withSpan("Chat.turn", { attributes: { "parley.session_id": input.sessionId } }))
+      }).pipe(Effect.withSpan("Chat.turn", { captureStackTrace: false, attributes: { "parley.session_id": input.sessionId } }))
 
     return { turn } as const
   })

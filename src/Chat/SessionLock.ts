@@ -77,7 +77,7 @@ export class SessionLock extends Effect.Service<SessionLock>()("parley/SessionLo
           Effect.forkDaemon
         )
         yield* Effect.addFinalizer(() => Fiber.interrupt(renew))
-      }).pipe(Scope.extend(scope), Effect.withSpan("SessionLock.hold"))
+      }).pipe(Scope.extend(scope), Effect.withSpan("SessionLock.hold", { captureStackTrace: false }))
 
     return { hold } as const
   })

@@ -61,7 +61,7 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
           onNone: () => Effect.fail(new NotFound({ message: "Session not found." })),
           onSome: Effect.succeed
         })),
-        Effect.withSpan("TurnRepo.context")
+        Effect.withSpan("TurnRepo.context", { captureStackTrace: false })
       )
 
     /** Takes the session's lease if it is free or expired; true when taken. */
@@ -95,7 +95,7 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
           VALUES (${randomUUID()}, ${sessionId}, ${userId}, ${slot.seq}, 'user', ${content}, 'completed')
           RETURNING *`
         return yield* Schema.decodeUnknown(MessageRow)(rows[0])
-      })).pipe(rowsOrDie, orUnavailable, Effect.withSpan("TurnRepo.appendUser"))
+      })).pipe(rowsOrDie, orUnavailable, Effect.withSpan("TurnRepo.appendUser", { captureStackTrace: false }))
 
     /** Completed turns before `beforeSeq`, newest kept within `budgetChars`, oldest first. */
     const history = (sessionId: SessionId, beforeSeq: number, budgetChars: number) =>
@@ -110,7 +110,7 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
               AND (status = 'completed' OR (role = 'assistant' AND status = 'interrupted'))
             ORDER BY seq DESC LIMIT 500
           ) h WHERE running <= ${budgetChars} ORDER BY seq ASC`
-      })(undefined).pipe(rowsOrDie, orUnavailable, Effect.withSpan("TurnRepo.history"))
+      })(undefined).pipe(rowsOrDie, orUnavailable, Effect.withSpan("TurnRepo.history", { captureStackTrace: false }))
 
     /** The reply at its reserved seq; a failure to store it is never reported as success. */
     const appendAssistant = (userId: UserId, sessionId: SessionId, seq: number, reply: AssistantReply) =>
@@ -156,7 +156,7 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
             Effect.zipRight(Effect.fail(error))
           )
         }),
-        Effect.withSpan("TurnRepo.appendAssistant")
+        Effect.withSpan("TurnRepo.appendAssistant", { captureStackTrace: false })
       )
 
     return { context, tryLease, renewLease, releaseLease, appendUser, history, appendAssistant } as const

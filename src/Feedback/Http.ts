@@ -9,6 +9,6 @@ export const FeedbackHttp = HttpApiBuilder.group(Api, "feedback", (handlers) =>
     const repo = yield* FeedbackRepo
     return handlers.handle("post", ({ path, payload }) =>
       Effect.flatMap(requireUser, ({ userId }) => repo.upsert(userId, path.id, payload)).pipe(
-        Effect.withSpan("Feedback.post")
+        Effect.withSpan("Feedback.post", { captureStackTrace: false })
       ))
   }))

@@ -17,7 +17,7 @@ export class FeedbackRepo extends Effect.Service<FeedbackRepo>()("parley/Feedbac
      * a second post updates the first (`xmax = 0` only on a fresh insert).
      * A message deleted meanwhile is a foreign-key violation, also 404.
      */
-    const upsert = Effect.fn("FeedbackRepo.upsert")(
+    const upsert = Effect.fn("FeedbackRepo.upsert", { captureStackTrace: false })(
       function*(userId: UserId, messageId: MessageId, input: PostFeedback) {
         const found = yield* SqlSchema.findOne({
           Request: Schema.Void,

@@ -128,7 +128,7 @@ export const runWorkers = <R>(kinds: ReadonlyArray<JobKind<R>>, options: WorkerO
             duration: k.timeout,
             onTimeout: () => new JobFailure({ code: EventCodes.taskTimeout, message: `job exceeded its ${Duration.format(k.timeout)} limit`, retryable: true })
           }),
-          Effect.withSpan("Jobs.run", { attributes: { "parley.job.kind": job.kind, "parley.job.id": job.id, "parley.job.attempt": job.attempts } }),
+          Effect.withSpan("Jobs.run", { captureStackTrace: false, attributes: { "parley.job.kind": job.kind, "parley.job.id": job.id, "parley.job.attempt": job.attempts } }),
           Effect.exit
         )
         yield* settle(k, job, exit).pipe(Effect.orDie)

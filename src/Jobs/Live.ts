@@ -46,4 +46,4 @@ export const jobsStatus = Effect.gen(function*() {
       at: f.updatedAt.toISOString()
     }))
   }
-}).pipe(Effect.withSpan("Jobs.status"))
+}).pipe(Effect.withSpan("Jobs.status", { captureStackTrace: false }))

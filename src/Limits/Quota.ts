@@ -47,14 +47,14 @@ export class Quota extends Effect.Service<Quota>()("parley/Quota", {
           }))
         }
         return { userId, day, requestsToday: Number(row.requests) } satisfies Reservation
-      }).pipe(Effect.withSpan("Quota.count"))
+      }).pipe(Effect.withSpan("Quota.count", { captureStackTrace: false }))
 
     const addTokens = (reservation: Reservation, inputTokens: number, outputTokens: number) =>
       sql`UPDATE usage_daily SET input_tokens = input_tokens + ${inputTokens}, output_tokens = output_tokens + ${outputTokens}
           WHERE user_id = ${reservation.userId} AND day = ${reservation.day}::date`.pipe(
         orUnavailable,
         Effect.asVoid,
-        Effect.withSpan("Quota.addTokens")
+        Effect.withSpan("Quota.addTokens", { captureStackTrace: false })
       )
 
     return { count, addTokens } as const

@@ -50,7 +50,7 @@ export class RateLimit extends Effect.Service<RateLimit>()("parley/RateLimit", {
               Effect.zipRight(Effect.fail(new RedisUnavailable()))
             )
           }),
-          Effect.withSpan("RateLimit.take")
+          Effect.withSpan("RateLimit.take", { captureStackTrace: false })
         )
 
     return { take } as const

@@ -19,28 +19,28 @@ export const McpServersHttp = HttpApiBuilder.group(Api, "mcpServers", (handlers)
         requireUser.pipe(
           Effect.flatMap((p) => repo.list(p.userId, urlParams.limit + 1, urlParams.cursor ?? null)),
           Effect.map((rows) => toPage(rows, urlParams.limit, toMcpServer, keyOf)),
-          Effect.withSpan("McpServers.list")
+          Effect.withSpan("McpServers.list", { captureStackTrace: false })
         ))
       .handle("create", ({ payload }) =>
         requireUser.pipe(
           Effect.flatMap((p) => repo.create(p.userId, payload)),
           Effect.map(toMcpServer),
-          Effect.withSpan("McpServers.create")
+          Effect.withSpan("McpServers.create", { captureStackTrace: false })
         ))
       .handle("get", ({ path }) =>
         requireUser.pipe(
           Effect.flatMap((p) => repo.find(p.userId, path.id)),
           Effect.map(toMcpServer),
-          Effect.withSpan("McpServers.get")
+          Effect.withSpan("McpServers.get", { captureStackTrace: false })
         ))
       .handle("update", ({ path, payload }) =>
         requireUser.pipe(
           Effect.flatMap((p) => repo.update(p.userId, path.id, payload)),
           Effect.map(toMcpServer),
-          Effect.withSpan("McpServers.update")
+          Effect.withSpan("McpServers.update", { captureStackTrace: false })
         ))
       .handle("remove", ({ path }) =>
-        requireUser.pipe(Effect.flatMap((p) => repo.remove(p.userId, path.id)), Effect.withSpan("McpServers.remove")))
+        requireUser.pipe(Effect.flatMap((p) => repo.remove(p.userId, path.id)), Effect.withSpan("McpServers.remove", { captureStackTrace: false })))
       .handle("check", ({ path }) =>
         Effect.gen(function*() {
           const { userId } = yield* requireUser
@@ -49,5 +49,5 @@ export const McpServersHttp = HttpApiBuilder.group(Api, "mcpServers", (handlers)
           const result = yield* probe.check(target)
           const row = yield* repo.recordCheck(userId, path.id, target, result)
           return toMcpServer(row)
-        }).pipe(Effect.withSpan("McpServers.check")))
+        }).pipe(Effect.withSpan("McpServers.check", { captureStackTrace: false })))
   }))

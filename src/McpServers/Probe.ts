@@ -145,7 +145,7 @@ export class McpProbe extends Effect.Service<McpProbe>()("parley/McpProbe", {
               ? { status: "timeout", toolCount: null, error: `no answer within ${timeoutMs} ms` }
               : classify(e.cause)
         }),
-        Effect.withSpan("McpServers.probe", { attributes: { "mcp.transport": target.transport } })
+        Effect.withSpan("McpServers.probe", { captureStackTrace: false, attributes: { "mcp.transport": target.transport } })
       )
 
     return { check, timeout } as const

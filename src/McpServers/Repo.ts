@@ -62,7 +62,7 @@ export class McpServersRepo extends Effect.Service<McpServersRepo>()("parley/Mcp
     })(undefined)
 
     const create = (userId: UserId, input: CreateMcpServer) =>
-      insert(userId, input).pipe(rowsOrDie, (e) => writeErrors(e, "MCP server"), nameTaken, Effect.withSpan("McpServersRepo.create"))
+      insert(userId, input).pipe(rowsOrDie, (e) => writeErrors(e, "MCP server"), nameTaken, Effect.withSpan("McpServersRepo.create", { captureStackTrace: false }))
 
     const findRow = SqlSchema.findOne({
       Request: Schema.Struct({ userId: UserId, id: McpServerId }),
@@ -71,7 +71,7 @@ export class McpServersRepo extends Effect.Service<McpServersRepo>()("parley/Mcp
     })
 
     const find = (userId: UserId, id: McpServerId) =>
-      findRow({ userId, id }).pipe(orNotFound, rowsOrDie, orUnavailable, Effect.withSpan("McpServersRepo.find"))
+      findRow({ userId, id }).pipe(orNotFound, rowsOrDie, orUnavailable, Effect.withSpan("McpServersRepo.find", { captureStackTrace: false }))
 
     const listRows = SqlSchema.findAll({
       Request: Schema.Struct({ userId: UserId, limit: Schema.Number, after: Schema.NullOr(Schema.Struct({ t: Schema.Number, id: Schema.String })) }),
@@ -85,7 +85,7 @@ export class McpServersRepo extends Effect.Service<McpServersRepo>()("parley/Mcp
     })
 
     const list = (userId: UserId, limit: number, after: TimeKey | null) =>
-      listRows({ userId, limit, after }).pipe(rowsOrDie, orUnavailable, Effect.withSpan("McpServersRepo.list"))
+      listRows({ userId, limit, after }).pipe(rowsOrDie, orUnavailable, Effect.withSpan("McpServersRepo.list", { captureStackTrace: false }))
 
     /**
      * Absent fields keep their value. A new url, transport or headers makes
@@ -128,14 +128,14 @@ export class McpServersRepo extends Effect.Service<McpServersRepo>()("parley/Mcp
         rowsOrDie,
         (e) => writeErrors(e, "MCP server"),
         nameTaken,
-        Effect.withSpan("McpServersRepo.update")
+        Effect.withSpan("McpServersRepo.update", { captureStackTrace: false })
       )
 
     const remove = (userId: UserId, id: McpServerId) =>
       sql`DELETE FROM mcp_servers WHERE id = ${id} AND user_id = ${userId} RETURNING id`.pipe(
         Effect.flatMap((rows) => rows.length === 0 ? Effect.fail(notFound()) : Effect.void),
         orUnavailable,
-        Effect.withSpan("McpServersRepo.remove")
+        Effect.withSpan("McpServersRepo.remove", { captureStackTrace: false })
       )
 
     const findTargetRow = SqlSchema.findOne({
@@ -148,7 +148,7 @@ export class McpServersRepo extends Effect.Service<McpServersRepo>()("parley/Mcp
 
     /** The only read of header values. */
     const findTarget = (userId: UserId, id: McpServerId) =>
-      findTargetRow({ userId, id }).pipe(orNotFound, rowsOrDie, orUnavailable, Effect.withSpan("McpServersRepo.findTarget"))
+      findTargetRow({ userId, id }).pipe(orNotFound, rowsOrDie, orUnavailable, Effect.withSpan("McpServersRepo.findTarget", { captureStackTrace: false }))
 
     const recordRow = (userId: UserId, id: McpServerId, seen: string, result: CheckResult) => SqlSchema.findOne({
       Request: Schema.Void,
@@ -169,7 +169,7 @@ export class McpServersRepo extends Effect.Service<McpServersRepo>()("parley/Mcp
         Effect.flatMap(Option.match({ onNone: () => orNotFound(findRow({ userId, id })), onSome: Effect.succeed })),
         rowsOrDie,
         (e) => writeErrors(e, "MCP server"),
-        Effect.withSpan("McpServersRepo.recordCheck")
+        Effect.withSpan("McpServersRepo.recordCheck", { captureStackTrace: false })
       )
 
     return { create, find, list, update, remove, findTarget, recordCheck } as const

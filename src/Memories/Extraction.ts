@@ -87,7 +87,7 @@ export const memoryExtractKind = Effect.gen(function*() {
       yield* sql`UPDATE messages SET memory_status = 'saved' WHERE id = ${payload.message_id}`.pipe(
         Effect.mapError((e) => new JobFailure({ code: "ERR_DB_UNAVAILABLE", message: e.message, retryable: true }))
       )
-    }).pipe(Effect.withSpan("Memories.extract"))
+    }).pipe(Effect.withSpan("Memories.extract", { captureStackTrace: false }))
 
   const onDead = (job: Job, failure: JobFailure) =>
     Effect.gen(function*() {

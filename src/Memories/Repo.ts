@@ -74,7 +74,7 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("parley/Memorie
         Effect.retry({ times: 2, while: (e) => e._tag === "Conflict" }),
         rowsOrDie,
         (e) => writeErrors(e, "memory"),
-        Effect.withSpan("MemoriesRepo.add")
+        Effect.withSpan("MemoriesRepo.add", { captureStackTrace: false })
       )
 
     const listRecent = SqlSchema.findAll({
@@ -114,7 +114,7 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("parley/Memorie
           query: options.query,
           limit: options.limit,
           after: options.after !== null && "score" in options.after ? options.after : null
-        })).pipe(rowsOrDie, orUnavailable, Effect.withSpan("MemoriesRepo.list"))
+        })).pipe(rowsOrDie, orUnavailable, Effect.withSpan("MemoriesRepo.list", { captureStackTrace: false }))
 
     /**
      * The best `k` matches for an OR-query of lexemes, or, when none match,
@@ -145,13 +145,13 @@ export class MemoriesRepo extends Effect.Service<MemoriesRepo>()("parley/Memorie
     })
 
     const relevant = (userId: UserId, tsquery: string | null, k: number) =>
-      relevantRows({ userId, tsquery, k }).pipe(rowsOrDie, orUnavailable, Effect.withSpan("MemoriesRepo.relevant"))
+      relevantRows({ userId, tsquery, k }).pipe(rowsOrDie, orUnavailable, Effect.withSpan("MemoriesRepo.relevant", { captureStackTrace: false }))
 
     const remove = (userId: UserId, id: MemoryId) =>
       sql`DELETE FROM memories WHERE id = ${id} AND user_id = ${userId} RETURNING id`.pipe(
         Effect.flatMap((rows) => rows.length === 0 ? Effect.fail(new NotFound({ message: "Memory not found." })) : Effect.void),
         orUnavailable,
-        Effect.withSpan("MemoriesRepo.remove")
+        Effect.withSpan("MemoriesRepo.remove", { captureStackTrace: false })
       )
 
     return { add, list, relevant, remove } as const

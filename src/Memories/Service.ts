@@ -65,7 +65,7 @@ export class Memories extends Effect.Service<Memories>()("parley/Memories", {
     const repo = yield* MemoriesRepo
 
     /** A duplicate (same normalized content) is not an error: the existing memory, `created: false`. */
-    const add = Effect.fn("Memories.add")(function*(userId: UserId, content: string, sourceMessageId: string | null = null) {
+    const add = Effect.fn("Memories.add", { captureStackTrace: false })(function*(userId: UserId, content: string, sourceMessageId: string | null = null) {
       const text = yield* Schema.decodeUnknown(MemoryContent)(content).pipe(
         Effect.mapError((e) => new ValidationFailed({ message: `content: ${e.message}`, param: "content" }))
       )
@@ -74,7 +74,7 @@ export class Memories extends Effect.Service<Memories>()("parley/Memories", {
       return { memory, created }
     })
 
-    const list = Effect.fn("Memories.list")(function*(userId: UserId, params: ListMemoriesParams) {
+    const list = Effect.fn("Memories.list", { captureStackTrace: false })(function*(userId: UserId, params: ListMemoriesParams) {
       const query = params.query?.trim() ?? ""
       const ranked = query !== ""
       const after: TimeKey | RankKey | null = params.cursor ?? null
@@ -83,7 +83,7 @@ export class Memories extends Effect.Service<Memories>()("parley/Memories", {
       return toPage(rows, params.limit, toMemory, keyOf(ranked))
     })
 
-    const remove = Effect.fn("Memories.remove")(function*(userId: UserId, id: MemoryId) {
+    const remove = Effect.fn("Memories.remove", { captureStackTrace: false })(function*(userId: UserId, id: MemoryId) {
       yield* repo.remove(userId, id)
     })
 
@@ -91,7 +91,7 @@ export class Memories extends Effect.Service<Memories>()("parley/Memories", {
      * The top `k` memories for a prompt: full-text matches ranked with
      * recency; when nothing matches, the `k` most recent. Every chat turn asks.
      */
-    const relevant = Effect.fn("Memories.relevant")(function*(userId: UserId, text: string, k: number) {
+    const relevant = Effect.fn("Memories.relevant", { captureStackTrace: false })(function*(userId: UserId, text: string, k: number) {
       const limit = Math.min(Math.floor(k), MAX_RELEVANT)
       if (!(limit > 0)) return none
       const rows = yield* repo.relevant(userId, promptQuery(text), limit)

@@ -20,8 +20,7 @@ import {
   decodeJson,
   ErrorObject,
   errorInfo,
-  readText,
-  send,
+  fetchText,
   truncate
 } from "./Transport.js"
 
@@ -180,8 +179,7 @@ export const make = (
       function* (req: ChatRequest, key: ProviderKey, opts: AttemptOptions) {
         yield* Effect.annotateCurrentSpan({ "provider.name": provider, "provider.model": req.model, "provider.key_id": key.id })
         const a = yield* beginAttempt(provider, opts)
-        const response = yield* send(client, a, post(req, key, false))
-        const text = yield* readText(a, response)
+        const text = yield* fetchText(client, a, post(req, key, false))
         const body = yield* decodeJson(provider, MessageBody, text)
         if ("error" in body) {
           const info = errorInfo(body.error)
@@ -204,7 +202,7 @@ export const make = (
         Effect.map(beginAttempt(provider, opts), (a) =>
           EventStream.open(client, a, post(req, key, true), { inputTokens: 0, outputTokens: 0, stopReason: null }, step(provider)))
       ).pipe(
-        Stream.withSpan("Providers.anthropic.stream", {
+        Stream.withSpan("Providers.anthropic.stream", { captureStackTrace: false,
           attributes: { "provider.name": provider, "provider.model": req.model, "provider.key_id": key.id }
         })
       )

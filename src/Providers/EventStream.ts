@@ -27,11 +27,12 @@
  * upstream request at once.
  */
 import type { HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
-import { Chunk, Effect, Either, ExecutionStrategy, Exit, Option, Runtime, Scope, Stream } from "effect"
+import { Chunk, Effect, Either, Option, type Scope, Stream } from "effect"
 import type { ChatChunk } from "./Domain.js"
-import { type AttemptTimeout, type ProviderError, StreamCutError } from "./Errors.js"
+import { type ProviderError, StreamCutError } from "./Errors.js"
 import * as Sse from "./Sse.js"
-import { type Attempt, deadlineOf, expectEventStream, fromHttpClientError, send } from "./Transport.js"
+import { type Attempt, expectEventStream, fromHttpClientError, send } from "./Transport.js"
+import * as Watchdogs from "./Watchdog.js"
 
 /** One SSE event translated: the next state and the chat chunks it yields, or the attempt's failure. */
 export type StepResult<S> = Either.Either<readonly [S, ReadonlyArray<ChatChunk>], ProviderError>
@@ -46,17 +47,11 @@ export const open = <S>(
   step: Step<S>
 ): Stream.Stream<ChatChunk, ProviderError> =>
   Stream.unwrapScoped(Effect.gen(function*() {
-    const scope = yield* Effect.scope
-    // The request lives in a scope of its own: closing it aborts the request without
+    // The request lives in the watchdog's scope: an expiry aborts the request without
     // tearing down the pull below, which then fails and reports the timeout.
-    const requestScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-    const abort = Scope.close(requestScope, Exit.void)
-    const response = yield* send(client, a, request).pipe(
-      Effect.flatMap((r) => expectEventStream(a, r)),
-      Scope.extend(requestScope)
-    )
+    const w = yield* Watchdogs.make(a, "first_byte")
+    const response = yield* w.guard(Effect.flatMap(send(client, a, request, w), (r) => expectEventStream(a, r, w)))
     const pull = yield* Stream.toPull(Stream.mapError(response.stream, (e) => fromHttpClientError(a, e)))
-    const runtime = yield* Effect.runtime<never>()
 
     const decoder = new TextDecoder("utf-8")
     let parser = Sse.initialState
@@ -64,24 +59,7 @@ export const open = <S>(
     let delivered = 0
     let finished = false
     let failure: ProviderError | undefined
-    let timedOut: AttemptTimeout | undefined
-    let deadline = deadlineOf(a, "first_byte", Date.now())
     const cut = (detail: string) => new StreamCutError({ provider: a.provider, chunksReceived: delivered, detail })
-
-    // The watchdog: one timer, re-armed only when it fires before the (moved) deadline.
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const check = () => {
-      const left = deadline.at - Date.now()
-      if (left > 0) {
-        timer = setTimeout(check, left)
-        return
-      }
-      timer = undefined
-      if (!finished) timedOut = deadline.timeout()
-      Runtime.runFork(runtime)(abort)
-    }
-    timer = setTimeout(check, Math.max(0, deadline.at - Date.now()))
-    yield* Effect.addFinalizer(() => Effect.sync(() => clearTimeout(timer)))
 
     const translate = (chunk: Chunk.Chunk<Uint8Array>): Array<ChatChunk> => {
       const out: Array<ChatChunk> = []
@@ -101,11 +79,14 @@ export const open = <S>(
           for (const c of result.right[1]) {
             out.push(c)
             if (c._tag === "Delta") delivered++
-            else finished = true
+            else {
+              finished = true
+              w.finish()
+            }
           }
         }
       }
-      if (progressed) deadline = deadlineOf(a, "idle", Date.now())
+      if (progressed) w.progress("idle")
       return out
     }
 
@@ -117,6 +98,7 @@ export const open = <S>(
           onFailure: (e) => {
             // After Finish the rest is ignored, failures and timeouts included.
             if (finished) return Effect.fail(Option.none())
+            const timedOut = w.fired()
             if (timedOut !== undefined) return fail(timedOut)
             if (Option.isNone(e)) return fail(cut("stream ended before its terminal event"))
             return fail(e.value._tag === "ConnectError" ? cut(e.value.detail) : e.value)

@@ -166,7 +166,7 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
               Runtime.count(rt, (c) => ({ ...c, inFlight: c.inFlight - 1 })),
               Metric.update(Metric.tagged(latency, "provider", rt.kind), (Date.now() - started) / 1000)
             ])),
-            Effect.withSpan("Provider.attempt", {
+            Effect.withSpan("Provider.attempt", { captureStackTrace: false,
               attributes: {
                 "gen_ai.system": rt.kind,
                 "gen_ai.request.model": target.model,
@@ -222,7 +222,7 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
             shouldFallback
           )
         ).pipe(Effect.mapError(toGatewayError))
-      }).pipe(Effect.withSpan("Provider.route", { attributes: { "gen_ai.request.model": model } }))
+      }).pipe(Effect.withSpan("Provider.route", { captureStackTrace: false, attributes: { "gen_ai.request.model": model } }))
 
     const complete = (model: string, prompt: Prompt, options: CallOptions) =>
       overRoute(model, options, (rt, key, target) =>

@@ -19,8 +19,7 @@ import {
   decodeJson,
   ErrorObject,
   errorInfo,
-  readText,
-  send,
+  fetchText,
   truncate
 } from "./Transport.js"
 
@@ -171,10 +170,7 @@ export const make = (
       Effect.annotateCurrentSpan({ "provider.name": provider, "provider.model": model, "provider.key_id": key.id })
 
     const readJson = <A, I>(a: Attempt, schema: Schema.Schema<A, I>, request: HttpClientRequest.HttpClientRequest) =>
-      send(client, a, request).pipe(
-        Effect.flatMap((response) => readText(a, response)),
-        Effect.flatMap((text) => decodeJson(provider, schema, text))
-      )
+      Effect.flatMap(fetchText(client, a, request), (text) => decodeJson(provider, schema, text))
 
     // No span of its own: the gateway's `Provider.attempt` span is this call's.
     const complete = Effect.fnUntraced(
@@ -204,12 +200,12 @@ export const make = (
         Effect.map(beginAttempt(provider, opts), (a) =>
           EventStream.open(client, a, post(requestBody(req, true), key, true), { finishReason: null, usage: null }, step(provider)))
       ).pipe(
-        Stream.withSpan("Providers.openai.stream", {
+        Stream.withSpan("Providers.openai.stream", { captureStackTrace: false,
           attributes: { "provider.name": provider, "provider.model": req.model, "provider.key_id": key.id }
         })
       )
 
-    const completeRaw = Effect.fn("Providers.openai.completeRaw")(
+    const completeRaw = Effect.fn("Providers.openai.completeRaw", { captureStackTrace: false })(
       function* (raw: Record<string, unknown>, key: ProviderKey, opts: AttemptOptions) {
         yield* annotate(typeof raw["model"] === "string" ? raw["model"] : "", key)
         const a = yield* beginAttempt(provider, opts)
@@ -229,7 +225,7 @@ export const make = (
       Effect.scoped
     )
 
-    const listModels = Effect.fn("Providers.openai.listModels")(
+    const listModels = Effect.fn("Providers.openai.listModels", { captureStackTrace: false })(
       function* (key: ProviderKey, opts: AttemptOptions) {
         const a = yield* beginAttempt(provider, opts)
         const request = HttpClientRequest.get(`${root}/models`).pipe(authorize(key), HttpClientRequest.acceptJson)

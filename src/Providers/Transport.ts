@@ -11,7 +11,7 @@
  * Effect/Stream aborts the upstream request at once.
  */
 import { Headers, type HttpClient, type HttpClientError, type HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { Chunk, Clock, Duration, Effect, Option, Schema, type Scope, Stream } from "effect"
+import { Clock, Duration, Effect, Option, Schema, Scope, Stream } from "effect"
 import {
   AttemptTimeout,
   ConnectError,
@@ -20,6 +20,8 @@ import {
   UpstreamInBandError,
   UpstreamStatusError
 } from "./Errors.js"
+import * as Watchdogs from "./Watchdog.js"
+import type { Watchdog } from "./Watchdog.js"
 
 /** Per-attempt limits. Interrupting the Effect/Stream aborts the request; there is no AbortSignal. */
 export interface AttemptOptions {
@@ -80,50 +82,6 @@ export const deadlineOf = (a: Attempt, phase: Phase, now: number): { readonly at
   }
 }
 
-const withBudget = <A, E, R, E2>(
-  a: Attempt,
-  phase: Phase,
-  self: Effect.Effect<A, E, R>,
-  wrap: (t: AttemptTimeout) => E2
-): Effect.Effect<A, E | E2, R> =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const d = deadlineOf(a, phase, now)
-    return Effect.timeoutFail(self, { duration: Duration.millis(Math.max(0, d.at - now)), onTimeout: () => wrap(d.timeout()) })
-  })
-
-/**
- * Applies the attempt's deadlines to a stream: the first non-empty chunk must
- * arrive within `firstPhase`'s budget, every later one within the idle timeout
- * (and everything within the total timeout). Empty chunks (bytes that
- * completed no event, e.g. keep-alive comments) do not count as progress.
- *
- * One watchdog per stream, not one timer per pull: a chunk only moves the
- * deadline forward (a clock read and an assignment); the watchdog's single
- * timer, when it fires, either finds the deadline passed and fails the stream
- * with the matching `AttemptTimeout`, or sleeps again until the new deadline.
- */
-export const timed = <A, E, R>(a: Attempt, firstPhase: Phase, self: Stream.Stream<A, E, R>): Stream.Stream<A, E | AttemptTimeout, R> =>
-  Stream.suspend(() => {
-    let current = deadlineOf(a, firstPhase, Date.now())
-    const watchdog = Effect.async<never, AttemptTimeout>((resume) => {
-      let timer: ReturnType<typeof setTimeout>
-      const check = () => {
-        const left = current.at - Date.now()
-        if (left <= 0) resume(Effect.fail(current.timeout()))
-        else timer = setTimeout(check, left)
-      }
-      timer = setTimeout(check, Math.max(0, current.at - Date.now()))
-      return Effect.sync(() => clearTimeout(timer))
-    })
-    return self.pipe(
-      Stream.mapChunks((chunk) => {
-        if (!Chunk.isEmpty(chunk)) current = deadlineOf(a, "idle", Date.now())
-        return chunk
-      }),
-      Stream.interruptWhen(watchdog)
-    )
-  })
-
 // ---------------------------------------------------------------------------
 // Transport error classification
 
@@ -181,27 +139,45 @@ export const fromHttpClientError = (a: Attempt, e: HttpClientError.HttpClientErr
 // Sending and reading
 
 /**
- * Sends `request` and waits for the response headers within
- * connect + first-byte budget. Non-2xx responses become
+ * Sends `request` in the watchdog's request scope and returns the response
+ * once its headers are in; the caller bounds the wait with `w.guard` (the
+ * watchdog is still in its first-byte phase). Non-2xx responses become
  * `UpstreamStatusError` (error body read, bounded, and parsed).
  */
 export const send = (
   client: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>,
   a: Attempt,
+  request: HttpClientRequest.HttpClientRequest,
+  w: Watchdog
+): Effect.Effect<HttpClientResponse.HttpClientResponse, ProviderError> =>
+  Effect.mapError(client.execute(request), (e) => fromHttpClientError(a, e)).pipe(
+    Scope.extend(w.requestScope),
+    Effect.flatMap((response) => (response.status >= 200 && response.status < 300 ? Effect.succeed(response) : statusError(a, response, w)))
+  )
+
+/**
+ * One non-streamed call: send, then read the whole body as text, under one
+ * watchdog — headers within connect + first-byte budget, then the body within
+ * the idle timeout (non-streamed replies are sent whole once generated, so the
+ * wait for the model is the first-byte budget and the body follows at once),
+ * all within the total timeout. Needs a scope: the attempt's.
+ */
+export const fetchText = (
+  client: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>,
+  a: Attempt,
   request: HttpClientRequest.HttpClientRequest
-): Effect.Effect<HttpClientResponse.HttpClientResponse, ProviderError, Scope.Scope> =>
-  withBudget(
-    a,
-    "first_byte",
-    Effect.mapError(client.execute(request), (e) => fromHttpClientError(a, e)),
-    (t) => t
-  ).pipe(Effect.flatMap((response) => (response.status >= 200 && response.status < 300 ? Effect.succeed(response) : statusError(a, response))))
+): Effect.Effect<string, ProviderError, Scope.Scope> =>
+  Effect.flatMap(Watchdogs.make(a, "first_byte"), (w) =>
+    w.guard(Effect.flatMap(send(client, a, request, w), (response) => {
+      w.progress("idle")
+      return Effect.mapError(response.text, (e) => fromHttpClientError(a, e))
+    })))
 
 const maxErrorBodyBytes = 16 * 1024
 
-const statusError = (a: Attempt, response: HttpClientResponse.HttpClientResponse): Effect.Effect<never, UpstreamStatusError> =>
+const statusError = (a: Attempt, response: HttpClientResponse.HttpClientResponse, w: Watchdog): Effect.Effect<never, UpstreamStatusError> =>
   Effect.gen(function* () {
-    const text = yield* readBody(a, response, maxErrorBodyBytes).pipe(Effect.orElseSucceed(() => ""))
+    const text = yield* readBody(a, response, w, maxErrorBodyBytes).pipe(Effect.orElseSucceed(() => ""))
     const now = yield* Clock.currentTimeMillis
     const parsed = parseUpstreamError(text)
     return yield* new UpstreamStatusError({
@@ -214,32 +190,30 @@ const statusError = (a: Attempt, response: HttpClientResponse.HttpClientResponse
   })
 
 /**
- * A whole non-streamed body as text. It must arrive within the idle timeout
- * after the headers (and within the total timeout): non-streamed replies are
- * sent whole once generated, so the wait for the model is the first-byte
- * budget and the body follows at once. Read in one piece by undici — no
- * per-chunk stream machinery on the hot path.
+ * Reads at most about `maxBytes` of a body (error bodies) as UTF-8 text; each
+ * chunk is progress for the watchdog (the idle timeout runs between chunks).
  */
-export const readText = (a: Attempt, response: HttpClientResponse.HttpClientResponse): Effect.Effect<string, ConnectError | AttemptTimeout> =>
-  withBudget(a, "idle", Effect.mapError(response.text, (e) => fromHttpClientError(a, e)), (t) => t)
-
-/** Reads a body as UTF-8 text with the idle timeout between chunks; stops after `maxBytes` (error bodies). */
 export const readBody = (
   a: Attempt,
   response: HttpClientResponse.HttpClientResponse,
-  maxBytes: number = Number.POSITIVE_INFINITY
-): Effect.Effect<string, ConnectError | AttemptTimeout> =>
-  timed(a, "idle", Stream.mapError(response.stream, (e) => fromHttpClientError(a, e))).pipe(
+  w: Watchdog,
+  maxBytes: number
+): Effect.Effect<string, ConnectError> => {
+  w.progress("idle")
+  return Stream.mapError(response.stream, (e) => fromHttpClientError(a, e)).pipe(
     Stream.runFoldWhile(
       { size: 0, parts: new Array<Uint8Array>() },
       (acc) => acc.size < maxBytes,
       (acc, bytes) => {
+        w.progress("idle")
         acc.parts.push(bytes)
         return { size: acc.size + bytes.length, parts: acc.parts }
       }
     ),
-    Effect.map((acc) => new TextDecoder().decode(Buffer.concat(acc.parts)))
+    Effect.map((acc) => new TextDecoder().decode(Buffer.concat(acc.parts))),
+    Effect.mapError((e) => (e._tag === "ConnectError" ? e : new ConnectError({ provider: a.provider, phase: "body", code: null, detail: e.message })))
   )
+}
 
 /**
  * Decodes a JSON body with `schema`; anything else is an UpstreamDecodeError.
@@ -328,11 +302,12 @@ export const truncate = (s: string, max: number): string => (s.length <= max ? s
  */
 export const expectEventStream = (
   a: Attempt,
-  response: HttpClientResponse.HttpClientResponse
+  response: HttpClientResponse.HttpClientResponse,
+  w: Watchdog
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, ProviderError> => {
   const contentType = Option.getOrElse(Headers.get(response.headers, "content-type"), () => "")
   if (contentType === "" || contentType.toLowerCase().includes("text/event-stream")) return Effect.succeed(response)
-  return Effect.flatMap(readBody(a, response, maxErrorBodyBytes), (text): Effect.Effect<never, ProviderError> =>
+  return Effect.flatMap(readBody(a, response, w, maxErrorBodyBytes), (text): Effect.Effect<never, ProviderError> =>
     Option.match(errorBodyInfo(text), {
       onNone: () =>
         Effect.fail(new UpstreamDecodeError({ provider: a.provider, detail: `expected text/event-stream, got ${truncate(contentType, 80)}` })),

@@ -21,21 +21,21 @@ export const SessionsHttp = HttpApiBuilder.group(Api, "sessions", (handlers) =>
           const { userId } = yield* requireUser
           const rows = yield* repo.list(userId, urlParams)
           return toPage(rows, urlParams.limit, toSession, sessionKey)
-        }).pipe(Effect.withSpan("Sessions.list")))
+        }).pipe(Effect.withSpan("Sessions.list", { captureStackTrace: false })))
       .handle("create", ({ payload }) =>
-        Effect.flatMap(requireUser, ({ userId }) => repo.create(userId, payload)).pipe(Effect.withSpan("Sessions.create")))
+        Effect.flatMap(requireUser, ({ userId }) => repo.create(userId, payload)).pipe(Effect.withSpan("Sessions.create", { captureStackTrace: false })))
       .handle("get", ({ path }) =>
-        Effect.flatMap(requireUser, ({ userId }) => repo.get(userId, path.id)).pipe(Effect.withSpan("Sessions.get")))
+        Effect.flatMap(requireUser, ({ userId }) => repo.get(userId, path.id)).pipe(Effect.withSpan("Sessions.get", { captureStackTrace: false })))
       .handle("update", ({ headers, path, payload }) =>
         Effect.flatMap(requireUser, ({ userId }) => repo.update(userId, path.id, payload, headers["if-match"])).pipe(
-          Effect.withSpan("Sessions.update")
+          Effect.withSpan("Sessions.update", { captureStackTrace: false })
         ))
       .handle("remove", ({ path }) =>
-        Effect.flatMap(requireUser, ({ userId }) => repo.remove(userId, path.id)).pipe(Effect.withSpan("Sessions.remove")))
+        Effect.flatMap(requireUser, ({ userId }) => repo.remove(userId, path.id)).pipe(Effect.withSpan("Sessions.remove", { captureStackTrace: false })))
       .handle("messages", ({ path, urlParams }) =>
         Effect.gen(function*() {
           const { userId } = yield* requireUser
           const rows = yield* repo.messages(userId, path.id, urlParams)
           return toPage(rows, urlParams.limit, toMessage, messageKey)
-        }).pipe(Effect.withSpan("Sessions.messages")))
+        }).pipe(Effect.withSpan("Sessions.messages", { captureStackTrace: false })))
   }))

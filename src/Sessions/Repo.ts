@@ -73,7 +73,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("parley/Session
           LIMIT ${limit + 1}`)
     })
 
-    const list = Effect.fn("SessionsRepo.list")(
+    const list = Effect.fn("SessionsRepo.list", { captureStackTrace: false })(
       function*(userId: UserId, page: PageRequest<TimeKey>) {
         return yield* findPage({ userId, limit: page.limit, cursor: page.cursor })
       },
@@ -88,7 +88,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("parley/Session
         view(sql`SELECT ${sessionColumns} FROM sessions WHERE id = ${id} AND user_id = ${userId}`)
     })
 
-    const get = Effect.fn("SessionsRepo.get")(
+    const get = Effect.fn("SessionsRepo.get", { captureStackTrace: false })(
       function*(userId: UserId, id: SessionId) {
         return yield* findOne({ userId, id }).pipe(Effect.flatMap(orFail(sessionNotFound)))
       },
@@ -100,7 +100,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("parley/Session
     const ownAgent = (userId: UserId, agentId: AgentId) =>
       sql`EXISTS (SELECT 1 FROM agents WHERE id = ${agentId} AND user_id = ${userId})`
 
-    const create = Effect.fn("SessionsRepo.create")(
+    const create = Effect.fn("SessionsRepo.create", { captureStackTrace: false })(
       function*(userId: UserId, input: CreateSession) {
         const id = SessionId.make(randomUUID())
         const found = yield* SqlSchema.findOne({
@@ -124,7 +124,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("parley/Session
      * matches nothing does a second read say why: no such session (404), a
      * lost race (409), or an agent that is not the caller's (404).
      */
-    const update = Effect.fn("SessionsRepo.update")(
+    const update = Effect.fn("SessionsRepo.update", { captureStackTrace: false })(
       function*(userId: UserId, id: SessionId, patch: UpdateSession, expectedVersion: number | undefined) {
         const sets = [
           ...(patch.title !== undefined ? [sql`title = ${patch.title}`] : []),
@@ -165,7 +165,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("parley/Session
      * children first; the row lock makes a concurrent chat wait, then miss.
      * A failure anywhere leaves all of it in place.
      */
-    const remove = Effect.fn("SessionsRepo.remove")(
+    const remove = Effect.fn("SessionsRepo.remove", { captureStackTrace: false })(
       function*(userId: UserId, id: SessionId) {
         const deleted = yield* sql.withTransaction(Effect.gen(function*() {
           const found = yield* sql`SELECT id FROM sessions WHERE id = ${id} AND user_id = ${userId} FOR UPDATE`
@@ -203,7 +203,7 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("parley/Session
     })
 
     /** History in ascending `seq`; a session that is not the caller's is not found (not an empty page). */
-    const messages = Effect.fn("SessionsRepo.messages")(
+    const messages = Effect.fn("SessionsRepo.messages", { captureStackTrace: false })(
       function*(userId: UserId, sessionId: SessionId, page: PageRequest<SeqKey>) {
         const owned = yield* sql`SELECT 1 FROM sessions WHERE id = ${sessionId} AND user_id = ${userId}`
         if (owned.length === 0) return yield* Effect.fail(sessionNotFound())

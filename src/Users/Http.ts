@@ -14,9 +14,9 @@ export const AdminHttp = HttpApiBuilder.group(Api, "admin", (handlers) =>
     const repo = yield* UsersRepo
     return handlers
       .handle("createUser", ({ payload }) =>
-        requireAdmin.pipe(Effect.zipRight(repo.create(payload)), Effect.map(toUser), Effect.withSpan("Users.create")))
+        requireAdmin.pipe(Effect.zipRight(repo.create(payload)), Effect.map(toUser), Effect.withSpan("Users.create", { captureStackTrace: false })))
       .handle("deleteUser", ({ path }) =>
-        requireAdmin.pipe(Effect.zipRight(repo.remove(path.id)), Effect.withSpan("Users.delete")))
+        requireAdmin.pipe(Effect.zipRight(repo.remove(path.id)), Effect.withSpan("Users.delete", { captureStackTrace: false })))
       .handle("issueKey", ({ path, payload }) =>
         requireAdmin.pipe(
           Effect.zipRight(repo.findById(path.id)),
@@ -24,7 +24,7 @@ export const AdminHttp = HttpApiBuilder.group(Api, "admin", (handlers) =>
             onNone: () => Effect.fail(new NotFound({ message: "User not found." })),
             onSome: (u) => repo.issueKey(u.id, payload.name ?? null)
           })),
-          Effect.withSpan("Users.issueKey")
+          Effect.withSpan("Users.issueKey", { captureStackTrace: false })
         ))
   }))
 
@@ -34,7 +34,7 @@ export const KeysHttp = HttpApiBuilder.group(Api, "keys", (handlers) =>
     return handlers.handle("revokeKey", ({ path }) =>
       Effect.flatMap(CurrentPrincipal, (p) =>
         repo.revokeKey(path.id, p._tag === "Admin" ? Option.none() : Option.some(p.userId))).pipe(
-          Effect.withSpan("Keys.revoke")
+          Effect.withSpan("Keys.revoke", { captureStackTrace: false })
         ))
   }))
 
@@ -52,6 +52,6 @@ export const MeHttp = HttpApiBuilder.group(Api, "me", (handlers) =>
         )
         const usage = yield* repo.usageToday(user.id)
         return { ...user, usage }
-      }).pipe(Effect.withSpan("Users.me")))
+      }).pipe(Effect.withSpan("Users.me", { captureStackTrace: false })))
   }))
 

@@ -46,11 +46,11 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("parley/UsersRepo", {
       insertUser({ id: UserId.make(randomUUID()), ...input }).pipe(
         rowsOrDie,
         (e) => writeErrors(e, "user"),
-        Effect.withSpan("UsersRepo.create")
+        Effect.withSpan("UsersRepo.create", { captureStackTrace: false })
       )
 
     const findById = (id: UserId) =>
-      findUser(id).pipe(rowsOrDie, orUnavailable, Effect.withSpan("UsersRepo.findById"))
+      findUser(id).pipe(rowsOrDie, orUnavailable, Effect.withSpan("UsersRepo.findById", { captureStackTrace: false }))
 
     /** Everything the user owns goes in one transaction; a failure leaves all of it in place. */
     const remove = (id: UserId) =>
@@ -63,7 +63,7 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("parley/UsersRepo", {
       })).pipe(
         (e) => writeErrors(e, "user"),
         Effect.flatMap((deleted) => deleted ? Effect.void : Effect.fail(new NotFound({ message: "User not found." }))),
-        Effect.withSpan("UsersRepo.remove")
+        Effect.withSpan("UsersRepo.remove", { captureStackTrace: false })
       )
 
     /** Children first; later features add their tables here, in dependency order. */
@@ -91,7 +91,7 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("parley/UsersRepo", {
             } RETURNING id, user_id, name, key_prefix, created_at`
         })(undefined).pipe(rowsOrDie)
         return { ...row, key }
-      }).pipe((e) => writeErrors(e, "key"), Effect.withSpan("UsersRepo.issueKey"))
+      }).pipe((e) => writeErrors(e, "key"), Effect.withSpan("UsersRepo.issueKey", { captureStackTrace: false }))
 
     /** Revokes a key; with `owner`, only that user's key (another's is not found). */
     const revokeKey = (keyId: ApiKeyId, owner: Option.Option<UserId>) =>
@@ -100,7 +100,7 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("parley/UsersRepo", {
           ? yield* sql`UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${keyId} AND user_id = ${owner.value} RETURNING id`
           : yield* sql`UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${keyId} RETURNING id`
         if (rows.length === 0) return yield* Effect.fail(new NotFound({ message: "Key not found." }))
-      }).pipe(orUnavailable, Effect.withSpan("UsersRepo.revokeKey"))
+      }).pipe(orUnavailable, Effect.withSpan("UsersRepo.revokeKey", { captureStackTrace: false }))
 
     /** One round trip: the live key's owner, touching last_used_at at most once a minute. */
     const authenticateKey = SqlSchema.findOne({
@@ -133,7 +133,7 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("parley/UsersRepo", {
           outputTokens: row?.outputTokens ?? 0,
           resetsAt: DateTime.add(DateTime.startOf(now, "day"), { days: 1 })
         }
-      }).pipe(orUnavailable, Effect.withSpan("UsersRepo.usageToday"))
+      }).pipe(orUnavailable, Effect.withSpan("UsersRepo.usageToday", { captureStackTrace: false }))
 
     return {
       create,
@@ -142,7 +142,7 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("parley/UsersRepo", {
       issueKey,
       revokeKey,
       authenticateKey: (hash: string) =>
-        authenticateKey(hash).pipe(rowsOrDie, orUnavailable, Effect.withSpan("UsersRepo.authenticateKey")),
+        authenticateKey(hash).pipe(rowsOrDie, orUnavailable, Effect.withSpan("UsersRepo.authenticateKey", { captureStackTrace: false })),
       usageToday
     } as const
   })
