@@ -99,7 +99,7 @@ export const OpenAiHttp = HttpApiBuilder.group(Api, "openai", (handlers) =>
             } satisfies Outcome
           })
           return yield* idempotency.wrap(principal.userId, "chat.completions", Option.fromNullable(headers["idempotency-key"]), payload, run)
-        }).pipe(Effect.withSpan("Chat.completions", { captureStackTrace: false })))
+        }))
       .handle("models", () =>
         Effect.gen(function*() {
           yield* requireUser

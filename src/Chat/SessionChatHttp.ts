@@ -31,5 +31,5 @@ export const SessionChatHttp = HttpApiBuilder.group(Api, "sessionChat", (handler
             timeout
           })
         )
-      }).pipe(Effect.annotateLogs({ session_id: path.id }), Effect.withSpan("Chat.sessionTurn", { captureStackTrace: false })))
+      }).pipe(Effect.annotateLogs({ session_id: path.id })))
   }))

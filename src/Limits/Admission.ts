@@ -22,7 +22,7 @@ export class Admission extends Effect.Service<Admission>()("parley/Admission", {
           yield* filter.check(promptText)
           const reservation = yield* quota.count(principal.userId)
           return { reservation, headers }
-        }).pipe(Effect.withSpan("Admission.admit", { captureStackTrace: false })),
+        }),
       addTokens: quota.addTokens
     } as const
   }),

@@ -26,12 +26,33 @@ export const errorResponses = Metric.counter("parley_errors_total", {
 /** The label a request's route gets when no endpoint matches: a bounded value, never the raw path. */
 export const unmatchedRoute = "unmatched"
 
+/**
+ * One tagged metric per label set, built on first use. Tagging builds a new
+ * metric key, which the registry hashes on every update: done per request,
+ * that cost is paid again and again for the same few label sets. Only for
+ * bounded label values (route templates, statuses, providers, outcomes).
+ */
+export const memoize = <M>(make: (key: string) => M): ((key: string) => M) => {
+  const cache = new Map<string, M>()
+  return (key) => {
+    let metric = cache.get(key)
+    if (metric === undefined) {
+      metric = make(key)
+      cache.set(key, metric)
+    }
+    return metric
+  }
+}
+
+const requestMetrics = memoize((key) => {
+  const [method = "", route = "", status = ""] = key.split("\u0000")
+  const labels = [MetricLabel.make("method", method), MetricLabel.make("route", route), MetricLabel.make("status", status)]
+  return { count: Metric.taggedWithLabels(httpRequests, labels), duration: Metric.taggedWithLabels(httpDuration, labels) }
+})
+
 export const recordRequest = (method: string, route: string, status: number, seconds: number) => {
-  const labels = [MetricLabel.make("method", method), MetricLabel.make("route", route), MetricLabel.make("status", String(status))]
-  return Effect.zipRight(
-    Metric.increment(Metric.taggedWithLabels(httpRequests, labels)),
-    Metric.update(Metric.taggedWithLabels(httpDuration, labels), seconds)
-  )
+  const m = requestMetrics(`${method}\u0000${route}\u0000${status}`)
+  return Effect.zipRight(Metric.increment(m.count), Metric.update(m.duration, seconds))
 }
 
 export const countError = (code: string) => Metric.increment(Metric.tagged(errorResponses, "code", code))

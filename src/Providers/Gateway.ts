@@ -22,6 +22,7 @@ import {
   Stream
 } from "effect"
 import { ProvidersConfig } from "../Config.js"
+import { memoize } from "../Observability/Metrics.js"
 import { ModelNotFound, ProviderNotConfigured } from "../Errors.js"
 import type * as Bulkhead from "../Resilience/Bulkhead.js"
 import type * as CircuitBreaker from "../Resilience/CircuitBreaker.js"
@@ -61,11 +62,21 @@ export const ttft = Metric.histogram(
 
 export const tokensTotal = Metric.counter("parley_tokens_total", { description: "Tokens by provider and direction (in, out)" })
 
-const countTokens = (provider: string, inputTokens: number, outputTokens: number) =>
-  Effect.all([
-    Metric.incrementBy(Metric.taggedWithLabels(tokensTotal, [MetricLabel.make("provider", provider), MetricLabel.make("direction", "in")]), inputTokens),
-    Metric.incrementBy(Metric.taggedWithLabels(tokensTotal, [MetricLabel.make("provider", provider), MetricLabel.make("direction", "out")]), outputTokens)
-  ], { discard: true })
+const tokensOf = memoize((provider) => ({
+  in: Metric.taggedWithLabels(tokensTotal, [MetricLabel.make("provider", provider), MetricLabel.make("direction", "in")]),
+  out: Metric.taggedWithLabels(tokensTotal, [MetricLabel.make("provider", provider), MetricLabel.make("direction", "out")])
+}))
+const attemptsOf = memoize((key) => {
+  const [provider = "", outcome = ""] = key.split("\u0000")
+  return Metric.taggedWithLabels(attemptsTotal, [MetricLabel.make("provider", provider), MetricLabel.make("outcome", outcome)])
+})
+const latencyOf = memoize((provider) => Metric.tagged(latency, "provider", provider))
+const ttftOf = memoize((provider) => Metric.tagged(ttft, "provider", provider))
+
+const countTokens = (provider: string, inputTokens: number, outputTokens: number) => {
+  const m = tokensOf(provider)
+  return Effect.zipRight(Metric.incrementBy(m.in, inputTokens), Metric.incrementBy(m.out, outputTokens))
+}
 
 /** The request without its model: the gateway fills in each target's upstream model. */
 export type Prompt = Omit<ChatRequest, "model">
@@ -96,8 +107,6 @@ export interface ProviderStatus {
   readonly keys: ReadonlyArray<KeySnapshot>
   readonly counters: Runtime.Counters
 }
-
-const labels = (provider: string, outcome: string) => [MetricLabel.make("provider", provider), MetricLabel.make("outcome", outcome)]
 
 const outcomeOf = (e: AttemptFailure | DeadlineExceeded): string =>
   e._tag === "UpstreamStatusError" ? `status_${e.status}` : e._tag
@@ -152,19 +161,19 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
                     ? rt.keys.reportRateLimited(key.id, Duration.millis(e.retryAfterMs ?? 1_000))
                     : Effect.void,
                   Runtime.count(rt, (c) => ({ ...c, failures: c.failures + 1 })),
-                  Metric.increment(Metric.taggedWithLabels(attemptsTotal, labels(rt.kind, outcomeOf(e)))),
+                  Metric.increment(attemptsOf(`${rt.kind}\u0000${outcomeOf(e)}`)),
                   Effect.annotateCurrentSpan({ "parley.attempt.outcome": outcomeOf(e), ...(e._tag === "UpstreamStatusError" ? { "http.response.status_code": e.status } : {}) })
                 ]),
               onSuccess: () =>
                 Effect.all([
                   Runtime.count(rt, (c) => ({ ...c, successes: c.successes + 1 })),
-                  Metric.increment(Metric.taggedWithLabels(attemptsTotal, labels(rt.kind, "success"))),
+                  Metric.increment(attemptsOf(`${rt.kind}\u0000success`)),
                   Effect.annotateCurrentSpan({ "parley.attempt.outcome": "success" })
                 ])
             }),
             Effect.ensuring(Effect.all([
               Runtime.count(rt, (c) => ({ ...c, inFlight: c.inFlight - 1 })),
-              Metric.update(Metric.tagged(latency, "provider", rt.kind), (Date.now() - started) / 1000)
+              Metric.update(latencyOf(rt.kind), (Date.now() - started) / 1000)
             ])),
             Effect.withSpan("Provider.attempt", { captureStackTrace: false,
               attributes: {
@@ -268,7 +277,7 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
               return { first, pull, scope, budgetBound }
             }).pipe(Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)))
           }))
-        yield* Metric.update(Metric.tagged(ttft, "provider", opened.provider), (Date.now() - started) / 1000)
+        yield* Metric.update(ttftOf(opened.provider), (Date.now() - started) / 1000)
         const midStream = (e: ProviderError): MidStreamFailure =>
           e._tag === "AttemptTimeout" && e.kind === "total" && opened.budgetBound
             ? { _tag: "MidStreamFailure", code: "ERR_PROVIDER_TIMEOUT", message: `The reply did not finish within ${budgetMs} ms.` }

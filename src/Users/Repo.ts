@@ -142,7 +142,7 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("parley/UsersRepo", {
       issueKey,
       revokeKey,
       authenticateKey: (hash: string) =>
-        authenticateKey(hash).pipe(rowsOrDie, orUnavailable, Effect.withSpan("UsersRepo.authenticateKey", { captureStackTrace: false })),
+        authenticateKey(hash).pipe(rowsOrDie, orUnavailable),
       usageToday
     } as const
   })
