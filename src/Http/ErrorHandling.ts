@@ -6,7 +6,7 @@
  */
 import { HttpApiError, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
-import { Cause, Effect, Option } from "effect"
+import { Cause, Chunk, Effect, Option } from "effect"
 import {
   type ApiError,
   BadRequest,
@@ -79,9 +79,21 @@ export const toApiError = (cause: Cause.Cause<unknown>): Effect.Effect<ApiError>
   )
 }
 
+/**
+ * An interrupted request: only interruptions, or the platform's mark of one —
+ * an interruption plus the empty 499 (client gone) / 503 (server stopping)
+ * response it attaches as a defect. Not a defect of Parley's: it is passed on
+ * as an interruption (the platform answers what is still answerable), never
+ * logged as an unhandled defect.
+ */
+export const isInterruption = (cause: Cause.Cause<unknown>): boolean =>
+  Cause.isInterruptedOnly(cause) ||
+  (Cause.isInterrupted(cause) && Option.isNone(Cause.failureOption(cause)) &&
+    Chunk.every(Cause.defects(cause), HttpServerResponse.isServerResponse))
+
 /** HttpApi-level middleware: every failure becomes a catalog response. */
 export const catalogErrors = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
   Effect.catchAllCause(app, (cause) =>
-    Cause.isInterruptedOnly(cause)
+    isInterruption(cause)
       ? Effect.interrupt
       : Effect.flatMap(toApiError(cause), (e) => Effect.as(logApiError(e), errorResponse(e))))

@@ -10,13 +10,13 @@ import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/p
 import { HttpApp } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { withMaxBodySize } from "@effect/platform/HttpIncomingMessage"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Effect, Exit, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { type ApiError, BadRequest, PayloadTooLarge } from "../Errors.js"
 import { recordRequest, unmatchedRoute } from "../Observability/Metrics.js"
 import type { RouteTable } from "../Observability/Routes.js"
 import { withServerSpan } from "../Observability/ServerSpan.js"
-import { errorResponse, logApiError, toApiError } from "./ErrorHandling.js"
+import { errorResponse, isInterruption, logApiError, toApiError } from "./ErrorHandling.js"
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -110,7 +110,7 @@ export const requestContext = (maxBodyBytes: number, routes: RouteTable) =>
           Effect.zipRight(app),
           withMaxBodySize(Option.some(maxBodyBytes)),
           Effect.catchAllCause((cause) =>
-            Cause.isInterruptedOnly(cause)
+            isInterruption(cause)
               ? Effect.interrupt
               : Effect.map(toApiError(cause), errorResponse)
           )
