@@ -565,24 +565,24 @@ describe("simulator lifecycle", () => {
   })
 
   it("clears its timers when the client aborts or the server closes", async () => {
-    const timeouts = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length
+    // The simulator's own timers: process-wide counts also see the test runner's and other files' timers.
     const sim = await startSimulator({ latencyMs: 0 })
     started.push(sim)
-    const before = timeouts()
+    expect(sim.pendingTimers()).toBe(0)
     sim.script({ kind: "ok", chunkDelayMs: 60_000 }, { kind: "ok", headersDelayMs: 60_000 })
     const ac = new AbortController()
     const res = await openAi(sim, { stream: true }, { signal: ac.signal })
     await res.body?.getReader().read()
-    expect(timeouts()).toBe(before + 1)
+    expect(sim.pendingTimers()).toBe(1)
     ac.abort()
     await sim.waitFor((reqs) => reqs[0]?.aborted === true)
-    expect(timeouts()).toBe(before)
+    expect(sim.pendingTimers()).toBe(0)
     const pending = openAi(sim, {}).catch((e: unknown) => e)
     await sim.waitFor((reqs) => reqs.length === 2)
-    expect(timeouts()).toBe(before + 1)
+    expect(sim.pendingTimers()).toBe(1)
     await sim.close()
     expect(await pending).toBeInstanceOf(Error)
-    expect(timeouts()).toBe(before)
+    expect(sim.pendingTimers()).toBe(0)
   })
 
   it("maxRecords keeps only the newest records", async () => {

@@ -58,6 +58,8 @@ export interface Simulator {
   reset(): void
   waitFor(pred: (reqs: ReadonlyArray<RecordedRequest>) => boolean, timeoutMs?: number): Promise<void>
   openConnections(): number
+  /** Response timers still armed (header and chunk delays of exchanges in flight). */
+  pendingTimers(): number
   close(): Promise<void>
 }
 
@@ -497,6 +499,11 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
     reset,
     waitFor,
     openConnections: () => sockets.size,
+    pendingTimers: () => {
+      let armed = 0
+      for (const ex of active) if (ex.timer !== undefined) armed++
+      return armed
+    },
     close
   }
 }
