@@ -5,21 +5,15 @@
  * silent bypass.
  */
 import { RateLimiter } from "@effect/experimental"
-import * as RedisRateLimiter from "@effect/experimental/RateLimiter/Redis"
-import { Duration, Effect, Layer, Metric, Option } from "effect"
-import { LimitsConfig, RedisConfig } from "../Config.js"
+import { Duration, Effect, Metric } from "effect"
+import { LimitsConfig } from "../Config.js"
 import { RateLimited, RedisUnavailable } from "../Errors.js"
-import { redisOptions } from "../Redis.js"
+import * as RedisRateLimitStore from "./RedisRateLimitStore.js"
 
 export const rateLimitRejections = Metric.counter("parley_rate_limit_rejections_total", { description: "Requests refused by the rate limiter" })
 
-export const RateLimiterStoreLive = Layer.unwrapEffect(
-  Effect.map(RedisConfig, (cfg) =>
-    Option.match(cfg.url, {
-      onNone: () => RateLimiter.layerStoreMemory,
-      onSome: (url) => RedisRateLimiter.layerStore({ ...redisOptions(url), prefix: "parley:rl:" })
-    }))
-)
+/** The limiter's store: in memory, or Redis (shared by every instance) through Parley's own client. */
+export const RateLimiterStoreLive = RedisRateLimitStore.layer("parley:rl:")
 
 export class RateLimit extends Effect.Service<RateLimit>()("parley/RateLimit", {
   effect: Effect.gen(function*() {
