@@ -104,15 +104,19 @@ export class SessionChat extends Effect.Service<SessionChat>()("parley/SessionCh
       Effect.gen(function*() {
         const userId = input.principal.userId
         const ctx = yield* repo.context(userId, input.sessionId)
-        const admitted = yield* admission.admit(input.principal, input.content)
         const model = Option.orElse(input.model, () => Option.orElse(Option.fromNullable(ctx.agentModel), () => providers.defaultModel))
         if (Option.isNone(model)) {
           return yield* Effect.fail(new ModelNotFound({ message: "No model: give `model`, set one on the agent, or set PARLEY_DEFAULT_MODEL." }))
         }
         // Everything below lives until the reply is stored (after the stream, for streams).
         const scope = yield* Scope.make()
+        // The session first (a turn waits for the one before it, at most its own budget), then
+        // admission: a turn that never gets the session is neither rate-limited nor counted.
+        const admitted = yield* lock.hold(input.sessionId, scope, input.timeout).pipe(
+          Effect.zipRight(admission.admit(input.principal, input.content)),
+          Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+        )
         const prepared = yield* Effect.gen(function*() {
-          yield* lock.hold(input.sessionId, scope)
           const userMessage = yield* repo.appendUser(userId, input.sessionId, input.content)
           const [history, mem] = yield* Effect.all([
             repo.history(input.sessionId, userMessage.seq, cfg.historyBudgetChars),

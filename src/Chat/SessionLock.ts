@@ -7,6 +7,7 @@
 import { Duration, Effect, Fiber, Schedule, Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { ChatConfig } from "../Config.js"
+import { Conflict } from "../Errors.js"
 import type { SessionId } from "../Sessions/Domain.js"
 import { TurnRepo } from "./TurnRepo.js"
 
@@ -54,21 +55,35 @@ export class SessionLock extends Effect.Service<SessionLock>()("parley/SessionLo
         )
       )
 
-    /** Holds the session until `scope` closes; waits while another turn holds it. */
-    const hold = (sessionId: SessionId, scope: Scope.Scope) =>
+    /**
+     * Holds the session until `scope` closes; waits while another turn holds it,
+     * at most `wait` (the turn's own budget): then 409 ERR_CONFLICT, the session
+     * being busy — never a request that hangs behind a long turn.
+     */
+    const hold = (sessionId: SessionId, scope: Scope.Scope, wait: Duration.Duration) =>
       Effect.gen(function*() {
         const entry = yield* local(sessionId)
-        yield* Effect.acquireRelease(entry.semaphore.take(1), () => entry.semaphore.release(1))
         const owner = randomUUID()
-        yield* Effect.acquireRelease(
-          repo.tryLease(sessionId, owner, leaseMs).pipe(
-            Effect.filterOrFail((taken) => taken, () => "busy" as const),
-            Effect.retry({ schedule: Schedule.exponential("20 millis", 1.5).pipe(Schedule.union(Schedule.spaced("250 millis"))), while: (e) => e === "busy" }),
-            Effect.catchIf((e) => e === "busy", () => Effect.dieMessage("unreachable: lease retry stopped while busy")),
-            // a failed attempt may have taken the lease on the server (its answer lost with the connection)
-            Effect.tapError(() => release(sessionId, owner))
-          ),
-          () => release(sessionId, owner)
+        const acquire = Effect.gen(function*() {
+          // Both waits are interruptible (the timeout below ends them); what was taken is given back.
+          yield* Effect.acquireRelease(Effect.interruptible(entry.semaphore.take(1)), () => entry.semaphore.release(1))
+          yield* Effect.acquireRelease(
+            Effect.interruptible(repo.tryLease(sessionId, owner, leaseMs).pipe(
+              Effect.filterOrFail((taken) => taken, () => "busy" as const),
+              Effect.retry({ schedule: Schedule.exponential("20 millis", 1.5).pipe(Schedule.union(Schedule.spaced("250 millis"))), while: (e) => e === "busy" }),
+              Effect.catchIf((e) => e === "busy", () => Effect.dieMessage("unreachable: lease retry stopped while busy"))
+            )).pipe(
+              // a failed or interrupted attempt may have taken the lease on the server (its answer lost)
+              Effect.onError(() => release(sessionId, owner))
+            ),
+            () => release(sessionId, owner)
+          )
+        })
+        yield* acquire.pipe(
+          Effect.timeoutFail({
+            duration: wait,
+            onTimeout: () => new Conflict({ message: "The session is busy with another turn; try again when it has finished." })
+          })
         )
         // Renewing only extends this owner's lease: a renewal landing after the release cannot take it again.
         const renew = yield* repo.renewLease(sessionId, owner, leaseMs).pipe(

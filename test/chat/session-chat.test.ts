@@ -101,6 +101,34 @@ layer(TestServer.withSimulator(env()), { timeout: 120_000, excludeTestServices: 
       }
     }))
 
+  it.effect("a turn waits for a busy session at most its own budget: 409 ERR_CONFLICT, not counted; the first turn completes", () =>
+    Effect.gen(function*() {
+      const sim = yield* TestServer.Sim
+      const u = yield* user()
+      const sid = yield* newSession(u.key)
+      sim.reset()
+      // The first turn's reply takes about 1.5 s (six words, 250 ms apart).
+      sim.script({ kind: "ok", content: "one two three four five six", chunkDelayMs: 250 })
+      const first = yield* Effect.fork(turn(u.key, sid, "slow one", { stream: true }))
+      yield* Effect.promise(() => sim.waitFor((rs) => rs.length === 1))
+      const started = Date.now()
+      const second = yield* turn(u.key, sid, "impatient", {}, { "x-parley-timeout-ms": "400" })
+      const waited = Date.now() - started
+      expectCatalogError(second, 409, "ERR_CONFLICT")
+      expect(waited).toBeGreaterThanOrEqual(350)
+      expect(waited).toBeLessThan(1_200)
+      const done = yield* Effect.fromFiber(first)
+      expect(done.status).toBe(200)
+      expect(events(done).map(([name]) => name).at(-1)).toBe("done")
+      expect(sim.requests.length, "the refused turn never reached the upstream").toBe(1)
+      const h = yield* history(u.key, sid)
+      expect(h.map((m) => at(m, "role")), "the refused turn stored nothing").toEqual(["user", "assistant"])
+      expect(at(h[0], "content")).toBe("slow one")
+      expect(at(h[1], "status")).toBe("completed")
+      const me = yield* call("GET", "/v1/me", { token: u.key })
+      expect(at(me.json, "usage", "requests"), "the refused turn was not counted").toBe(1)
+    }))
+
   it.effect("a stream cut upstream ends with error then done; the partial reply is stored as interrupted", () =>
     Effect.gen(function*() {
       const sim = yield* TestServer.Sim
