@@ -3,6 +3,7 @@
  * lets in-flight requests finish for up to the drain time, then closes what
  * is left — before the pools behind it are closed.
  */
+import { randomUUID } from "node:crypto"
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Deferred, Duration, Effect, Layer } from "effect"
@@ -50,9 +51,12 @@ export const ServerLive = Layer.unwrapEffect(Effect.gen(function*() {
       ? new PayloadTooLarge({ message: "The request headers are larger than the limit." })
       : new BadRequest({ message: "The request is not valid HTTP." })
     const body = JSON.stringify(toBody(error))
+    // Like every other response, it carries a request id (the request's own could not be read).
+    const requestId = `req_${randomUUID()}`
     socket.end(
       `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\n` +
-        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\n` +
+        `connection: close\r\n\r\n${body}`
     )
   })
   return Layer.mergeAll(

@@ -247,7 +247,7 @@ layer(TestServer.withSimulator(env), { timeout: 60_000, excludeTestServices: tru
       )
       const reply = toReply(statusOf(response), headers, bodyOf(response))
       const code = String(at(reply.json, "error", "code"))
-      // Node rejects it before Parley's middleware runs: no request id is made for it
+      // Node rejects it before Parley's middleware runs; the answer still carries a request id of its own
       console.log(
         `[abuse/limits] 64 KiB header: status ${reply.status}, code ${code} (catalog status ${statusOfCode.get(code) ?? "none"}), ` +
           `x-request-id: ${headers.get("x-request-id") ?? "none"}`
@@ -258,6 +258,7 @@ layer(TestServer.withSimulator(env), { timeout: 60_000, excludeTestServices: tru
       expect(at(reply.json, "error", "param"), reply.text).toBe(null)
       expect(String(at(reply.json, "error", "error_id")), reply.text).toMatch(/^err_[0-9a-f]{32}$/)
       expect(statusOfCode.has(code), `${code} is a catalog code`).toBe(true)
+      expect(headers.get("x-request-id") ?? "", "a request id like every other response").toMatch(/^req_[0-9a-f-]{36}$/)
       expect(closedAfterMs, "the server closes the connection").not.toBe(null)
       // the server is fine afterwards
       expect((yield* request("GET", "/v1/me", { token: u.key })).status).toBe(200)
