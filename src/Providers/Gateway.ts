@@ -319,10 +319,23 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
         ...s
       }))))
 
+    /** Back into rotation: the provider's keys afterwards, or none when it has no such key. */
+    const reinstateKey = (provider: ProviderKind, keyId: string): Effect.Effect<Option.Option<ReadonlyArray<KeySnapshot>>> => {
+      const rt = runtimes.get(provider)
+      if (rt === undefined) return Effect.succeedNone
+      return Effect.gen(function*() {
+        if (!(yield* rt.keys.snapshot).some((k) => k.id === keyId)) return Option.none()
+        yield* rt.keys.reinstate(keyId)
+        yield* Effect.logInfo("provider key reinstated").pipe(Effect.annotateLogs({ provider, key_id: keyId }))
+        return Option.some(yield* rt.keys.snapshot)
+      })
+    }
+
     return {
       complete,
       stream,
       status,
+      reinstateKey,
       targetsFor,
       /** Names a client can ask for: aliases, routes, and the configured providers' prefixes. */
       models: Effect.sync(() => ({

@@ -1,8 +1,9 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { Api } from "../Api.js"
 import { requireAdmin } from "../Auth/Policy.js"
+import { NotFound } from "../Errors.js"
 import { DbPool } from "../Db/Pool.js"
 import { PoolHealth } from "../Db/PoolHealth.js"
 import { Gateway } from "../Providers/Gateway.js"
@@ -14,7 +15,16 @@ export const StatusHttp = HttpApiBuilder.group(Api, "status", (handlers) =>
     const { embedded } = yield* DbPool
     const health = yield* PoolHealth
     const sql = yield* SqlClient.SqlClient
-    return handlers.handle("status", () =>
+    return handlers.handle("reinstateKey", ({ path }) =>
+      Effect.gen(function*() {
+        yield* requireAdmin
+        const keyId = `${path.provider}#${path.index}`
+        const keys = yield* gateway.reinstateKey(path.provider, keyId)
+        return yield* Option.match(keys, {
+          onNone: () => Effect.fail(new NotFound({ message: `No key ${keyId} is configured.` })),
+          onSome: (k) => Effect.succeed({ provider: path.provider, keys: k })
+        })
+      })).handle("status", () =>
       Effect.gen(function*() {
         yield* requireAdmin
         const db = yield* health.current

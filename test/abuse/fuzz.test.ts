@@ -213,6 +213,7 @@ const targetsFor = (server: TestServer.TestServerInfo) =>
     return [
       admin("/v1/admin/users", "/v1/admin/users", () => ({ email: `f${randomUUID()}@example.com`, daily_request_limit: 10, daily_token_limit: 1000 })),
       admin("/v1/admin/users/:id/keys", `/v1/admin/users/${u.id}/keys`, () => ({ name: "fuzz key" })),
+      { ...admin("/v1/admin/providers/:provider/keys/:index/reinstate", "/v1/admin/providers/openai/keys/1/reinstate", () => ({ key: "x" })), bodyless: true },
       user("POST", "/v1/sessions", "/v1/sessions", session),
       user("PATCH", "/v1/sessions/:id", `/v1/sessions/${sessionId}`, session),
       user("POST", "/v1/sessions/:id/messages", `/v1/sessions/${sessionId}/messages`, () => ({ content: "hi", stream: false, model: "gpt-4o-mini" })),
@@ -280,7 +281,7 @@ const everywhere = (casesOf: (plausible: () => Record<string, unknown>) => Array
   })
 
 const routes = [
-  "POST /v1/admin/users", "POST /v1/admin/users/:id/keys", "POST /v1/sessions", "PATCH /v1/sessions/:id",
+  "POST /v1/admin/users", "POST /v1/admin/users/:id/keys", "POST /v1/admin/providers/:provider/keys/:index/reinstate", "POST /v1/sessions", "PATCH /v1/sessions/:id",
   "POST /v1/sessions/:id/messages", "POST /v1/messages/:id/feedback", "POST /v1/agents", "PATCH /v1/agents/:id",
   "POST /v1/memories", "POST /v1/mcp-servers", "PATCH /v1/mcp-servers/:id", "POST /v1/mcp-servers/:id/check",
   "POST /v1/chat/completions"

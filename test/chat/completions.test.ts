@@ -303,6 +303,27 @@ layer(TestServer.withSimulator(env(configFile(fastRetries))), { timeout: 60_000,
         const res = yield* call("POST", "/v1/chat/completions", { token: u.key, body: body() })
         expectCatalogError(res, 502, "ERR_PROVIDER_REJECTED")
         expect(sim.requests.map((r) => r.apiKey).sort()).toEqual(["sk-sim-1", "sk-sim-2"])
+
+        // Out of rotation for good: even once the upstream accepts them again, no call is made…
+        sim.reset()
+        expectCatalogError(yield* call("POST", "/v1/chat/completions", { token: u.key, body: body() }), 502, "ERR_PROVIDER_REJECTED")
+        expect(sim.requests.length).toBe(0)
+        // …until an operator reinstates one (admin only; unknown keys are 404).
+        const server = yield* TestServer.TestServer
+        const path = "/v1/admin/providers/openai/keys/2/reinstate"
+        expectCatalogError(yield* call("POST", path, { token: u.key }), 403, "ERR_FORBIDDEN")
+        expectCatalogError(yield* call("POST", "/v1/admin/providers/openai/keys/3/reinstate", { token: server.adminToken }), 404, "ERR_NOT_FOUND")
+        expectCatalogError(yield* call("POST", "/v1/admin/providers/anthropic/keys/9/reinstate", { token: server.adminToken }), 404, "ERR_NOT_FOUND")
+        expectCatalogError(yield* call("POST", "/v1/admin/providers/nope/keys/1/reinstate", { token: server.adminToken }), 422, "ERR_VALIDATION")
+        const reinstated = yield* call("POST", path, { token: server.adminToken })
+        expect(reinstated.status, reinstated.text).toBe(200)
+        expect(at(reinstated.json, "keys")).toEqual([
+          expect.objectContaining({ id: "openai#1", state: "rejected" }),
+          { id: "openai#2", state: "active" }
+        ])
+        const again = yield* call("POST", "/v1/chat/completions", { token: u.key, body: body() })
+        expect(again.status, again.text).toBe(200)
+        expect(sim.requests.at(-1)?.apiKey).toBe("sk-sim-2")
       }))
 
   }
