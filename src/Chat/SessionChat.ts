@@ -175,7 +175,11 @@ export class SessionChat extends Effect.Service<SessionChat>()("parley/SessionCh
           events: sessionEvents({
             userMessage: toMessage(prepared.userMessage),
             warnings: prepared.warnings,
-            chunks: served.chunks.pipe(Stream.tap((c) => c._tag === "Delta" ? Ref.update(text, (t) => t + c.text) : Effect.void)),
+            chunks: served.chunks.pipe(Stream.mapChunksEffect((batch) => {
+              let said = ""
+              for (const c of batch) if (c._tag === "Delta") said += c.text
+              return said === "" ? Effect.succeed(batch) : Effect.as(Ref.update(text, (t) => t + said), batch)
+            })),
             complete: (finishReason, usage) =>
               Effect.gen(function*() {
                 yield* settle(usage)

@@ -3,7 +3,7 @@
  * message.delta* → message.completed → done. A failure after the stream
  * began sends `error` then `done`. Every stream ends exactly once.
  */
-import { Effect, Stream } from "effect"
+import { Chunk, Effect, Stream } from "effect"
 import { type ApiError, catalog, newErrorId } from "../Errors.js"
 import type { ChatChunk, Usage } from "../Providers/Domain.js"
 import type { MidStreamFailure } from "../Providers/Gateway.js"
@@ -27,19 +27,34 @@ export const sessionEvents = (options: {
     event("message.created", messageJson(options.userMessage)),
     ...options.warnings.map((w) => event("warning", w))
   ])
+  // One string per batch of deltas (one socket write), the finish apart: it is stored first.
   const body = options.chunks.pipe(
-    Stream.mapEffect((c): Effect.Effect<string, MidStreamFailure | ApiError> =>
-      c._tag === "Delta"
-        ? Effect.succeed(c.text === "" ? "" : event("message.delta", { delta: c.text }))
-        : Effect.map(options.complete(c.finishReason, c.usage), (m) =>
+    Stream.mapChunks((batch) => {
+      const out: Array<string | Extract<ChatChunk, { _tag: "Finish" }>> = []
+      let text = ""
+      for (const c of batch) {
+        if (c._tag === "Delta") {
+          if (c.text !== "") text += event("message.delta", { delta: c.text })
+        } else {
+          if (text !== "") out.push(text)
+          text = ""
+          out.push(c)
+        }
+      }
+      if (text !== "") out.push(text)
+      return Chunk.unsafeFromArray(out)
+    }),
+    Stream.mapEffect((x): Effect.Effect<string, MidStreamFailure | ApiError> =>
+      typeof x === "string"
+        ? Effect.succeed(x)
+        : Effect.map(options.complete(x.finishReason, x.usage), (m) =>
           event("message.completed", {
             message_id: m.id,
-            usage: c.usage === null ? null : { input_tokens: c.usage.inputTokens, output_tokens: c.usage.outputTokens },
-            finish_reason: c.finishReason,
+            usage: x.usage === null ? null : { input_tokens: x.usage.inputTokens, output_tokens: x.usage.outputTokens },
+            finish_reason: x.finishReason,
             memory_status: m.memoryStatus ?? null
           }))
     ),
-    Stream.filter((s) => s !== ""),
     Stream.catchAll((e: MidStreamFailure | ApiError) => {
       if (e._tag === "MidStreamFailure") {
         const errorId = newErrorId()
