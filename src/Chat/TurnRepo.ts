@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto"
 import { AgentParameters } from "../Agents/Domain.js"
 import { JobsConfig } from "../Config.js"
 import { orUnavailable, rowsOrDie } from "../Db/Errors.js"
-import { enqueue } from "../Jobs/Jobs.js"
+import { jobRow } from "../Jobs/Jobs.js"
 import { MEMORY_EXTRACT } from "../Memories/Extraction.js"
 import { NotFound, SessionPersistFailed } from "../Errors.js"
 import type { UserId } from "../Http/Schemas.js"
@@ -82,20 +82,22 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
       )
 
     /** The user message at seq n, with n+1 reserved for the reply; the first one titles an untitled session. */
+    // One statement (a data-modifying CTE), so one round trip and no BEGIN/COMMIT: both writes or neither.
     const appendUser = (userId: UserId, sessionId: SessionId, content: string) =>
-      sql.withTransaction(Effect.gen(function*() {
-        const [slot] = yield* sql<{ seq: number }>`
-          UPDATE sessions SET next_seq = next_seq + 2, updated_at = now(),
-            title = COALESCE(title, NULLIF(left(regexp_replace(${content}, '\\s+', ' ', 'g'), 80), ''))
-          WHERE id = ${sessionId} AND user_id = ${userId}
-          RETURNING next_seq - 2 AS seq`
-        if (slot === undefined) return yield* Effect.fail(new NotFound({ message: "Session not found." }))
+      Effect.gen(function*() {
         const rows = yield* sql`
+          WITH slot AS (
+            UPDATE sessions SET next_seq = next_seq + 2, updated_at = now(),
+              title = COALESCE(title, NULLIF(left(regexp_replace(${content}, '\\s+', ' ', 'g'), 80), ''))
+            WHERE id = ${sessionId} AND user_id = ${userId}
+            RETURNING next_seq - 2 AS seq
+          )
           INSERT INTO messages (id, session_id, user_id, seq, role, content, status)
-          VALUES (${randomUUID()}, ${sessionId}, ${userId}, ${slot.seq}, 'user', ${content}, 'completed')
+          SELECT ${randomUUID()}, ${sessionId}, ${userId}, slot.seq, 'user', ${content}, 'completed' FROM slot
           RETURNING *`
+        if (rows[0] === undefined) return yield* Effect.fail(new NotFound({ message: "Session not found." }))
         return yield* Schema.decodeUnknown(MessageRow)(rows[0])
-      })).pipe(rowsOrDie, orUnavailable, Effect.withSpan("TurnRepo.appendUser", { captureStackTrace: false }))
+      }).pipe(rowsOrDie, orUnavailable, Effect.withSpan("TurnRepo.appendUser", { captureStackTrace: false }))
 
     /** Completed turns before `beforeSeq`, newest kept within `budgetChars`, oldest first. */
     const history = (sessionId: SessionId, beforeSeq: number, budgetChars: number) =>
@@ -114,11 +116,24 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
 
     /** The reply at its reserved seq; a failure to store it is never reported as success. */
     const appendAssistant = (userId: UserId, sessionId: SessionId, seq: number, reply: AssistantReply) =>
-      sql.withTransaction(Effect.gen(function*() {
+      Effect.gen(function*() {
+        const messageId = randomUUID()
+        // One statement: the reply, the session's updated_at and — when its memories are to be
+        // extracted — the job, all or nothing (a reply is never stored without its job).
+        const job = reply.memoryStatus === "pending"
+          ? sql`, job AS (INSERT INTO jobs ${
+            sql.insert(jobRow({
+              kind: MEMORY_EXTRACT,
+              userId,
+              payload: { message_id: messageId, session_id: sessionId },
+              maxAttempts: jobs.maxAttempts
+            }))
+          })`
+          : sql``
         const rows = yield* sql`
-          INSERT INTO messages ${
+          WITH m AS (INSERT INTO messages ${
           sql.insert({
-            id: randomUUID(),
+            id: messageId,
             sessionId,
             userId,
             seq,
@@ -133,20 +148,12 @@ export class TurnRepo extends Effect.Service<TurnRepo>()("parley/TurnRepo", {
             memoryStatus: reply.memoryStatus,
             errorCode: reply.errorCode
           })
-        } RETURNING *`
-        yield* sql`UPDATE sessions SET updated_at = now() WHERE id = ${sessionId}`
-        const message = yield* Schema.decodeUnknown(MessageRow)(rows[0])
-        // Same transaction: a reply that needs its memories extracted is never stored without the job.
-        if (reply.memoryStatus === "pending") {
-          yield* enqueue(sql, {
-            kind: MEMORY_EXTRACT,
-            userId,
-            payload: { message_id: message.id, session_id: sessionId },
-            maxAttempts: jobs.maxAttempts
-          })
-        }
-        return message
-      })).pipe(
+        } RETURNING *),
+          touched AS (UPDATE sessions SET updated_at = now() WHERE id = ${sessionId})
+          ${job}
+          SELECT * FROM m`
+        return yield* Schema.decodeUnknown(MessageRow)(rows[0])
+      }).pipe(
         // withTransaction dies when its COMMIT or ROLLBACK fails (a connection lost mid-write): still a persist failure.
         Effect.catchSomeDefect((defect) => defect instanceof SqlError ? Option.some(Effect.fail(defect)) : Option.none()),
         Effect.catchAll((cause) => {

@@ -51,13 +51,26 @@ export interface WorkerOptions {
   readonly workerId?: string
 }
 
+export interface NewJob {
+  readonly kind: string
+  readonly userId: string | null
+  readonly payload: unknown
+  readonly maxAttempts: number
+}
+
+/** A pending job's row, for `sql.insert` (e.g. in a data-modifying CTE of the statement that makes it necessary). */
+export const jobRow = (job: NewJob) => ({
+  id: randomUUID(),
+  kind: job.kind,
+  userId: job.userId,
+  payload: JSON.stringify(job.payload),
+  state: "pending",
+  maxAttempts: job.maxAttempts
+})
+
 /** Inserts a job; use inside the transaction that makes it necessary, so it is never lost. */
-export const enqueue = (
-  sql: SqlClient.SqlClient,
-  job: { readonly kind: string; readonly userId: string | null; readonly payload: unknown; readonly maxAttempts: number }
-) =>
-  sql`INSERT INTO jobs (id, kind, user_id, payload, state, max_attempts)
-      VALUES (${randomUUID()}, ${job.kind}, ${job.userId}, ${JSON.stringify(job.payload)}::jsonb, 'pending', ${job.maxAttempts})`
+export const enqueue = (sql: SqlClient.SqlClient, job: NewJob) =>
+  sql`INSERT INTO jobs ${sql.insert(jobRow(job))}`
 
 /** Runs workers for `kinds` until the scope closes. */
 export const runWorkers = <R>(kinds: ReadonlyArray<JobKind<R>>, options: WorkerOptions) =>
