@@ -92,7 +92,7 @@ const program = Effect.gen(function*() {
       `- Command: \`${command}\``,
       `- Machine: ${shell("nproc")} cores (nproc), Node ${process.version}; load average (1/5/15 min) ${loadBefore} at the start, ` +
       `${load()} at the end; 1-minute load during the run ${Math.min(...loadSamples).toFixed(2)}–${Math.max(...loadSamples).toFixed(2)}`,
-      `- Parley's database: ${databaseUrl !== undefined ? "PostgreSQL from BENCH_DATABASE_URL" : "embedded PGlite (in Parley's process; BENCH_DATABASE_URL unset)"}`,
+      `- Parley's database: ${databaseUrl !== undefined ? "PostgreSQL from BENCH_DATABASE_URL" : "embedded PGlite (in a worker thread of Parley's process; BENCH_DATABASE_URL unset)"}`,
       "- Upstream: the zero-latency simulator (scripts/simulator.ts) in its own process; every server and the load generator " +
       "(autocannon, in the bench process) share the machine's cores, over loopback only.",
       "- Parley runs with auth (API key), rate limit (on, not binding), quota (counted in the database) and usage persistence; " +
