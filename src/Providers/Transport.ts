@@ -198,7 +198,7 @@ export const readBody = (
   response: HttpClientResponse.HttpClientResponse,
   w: Watchdog,
   maxBytes: number
-): Effect.Effect<string, ConnectError> => {
+): Effect.Effect<string, ConnectError | AttemptTimeout> => {
   w.progress("idle")
   return Stream.mapError(response.stream, (e) => fromHttpClientError(a, e)).pipe(
     Stream.runFoldWhile(
@@ -210,8 +210,7 @@ export const readBody = (
         return { size: acc.size + bytes.length, parts: acc.parts }
       }
     ),
-    Effect.map((acc) => new TextDecoder().decode(Buffer.concat(acc.parts))),
-    Effect.mapError((e) => (e._tag === "ConnectError" ? e : new ConnectError({ provider: a.provider, phase: "body", code: null, detail: e.message })))
+    Effect.map((acc) => new TextDecoder().decode(Buffer.concat(acc.parts)))
   )
 }
 
