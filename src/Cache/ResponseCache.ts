@@ -107,7 +107,9 @@ export class ResponseCache extends Effect.Service<ResponseCache>()("parley/Respo
         ? Effect.void
         : rawSet(key, JSON.stringify({ v: 1, ...reply })).pipe(
           // The reply was already given; a cache that cannot store it is only logged.
-          Effect.catchAll(() => Effect.void),
+          Effect.catchAll((e) =>
+            Effect.logWarning("reply not cached").pipe(Effect.annotateLogs({ cache_key: key.slice(0, 16), cause: String(e) }))
+          ),
           Effect.withSpan("Cache.set", { captureStackTrace: false })
         )
 
