@@ -32,26 +32,26 @@ export const unmatchedRoute = "unmatched"
  * that cost is paid again and again for the same few label sets. Only for
  * bounded label values (route templates, statuses, providers, outcomes).
  */
-export const memoize = <M>(make: (key: string) => M): ((key: string) => M) => {
+export const memoize = <M>(make: (...labels: Array<string>) => M): ((...labels: Array<string>) => M) => {
   const cache = new Map<string, M>()
-  return (key) => {
+  return (...labels) => {
+    const key = labels.join("\u0000")
     let metric = cache.get(key)
     if (metric === undefined) {
-      metric = make(key)
+      metric = make(...labels)
       cache.set(key, metric)
     }
     return metric
   }
 }
 
-const requestMetrics = memoize((key) => {
-  const [method = "", route = "", status = ""] = key.split("\u0000")
+const requestMetrics = memoize((method, route, status) => {
   const labels = [MetricLabel.make("method", method), MetricLabel.make("route", route), MetricLabel.make("status", status)]
   return { count: Metric.taggedWithLabels(httpRequests, labels), duration: Metric.taggedWithLabels(httpDuration, labels) }
 })
 
 export const recordRequest = (method: string, route: string, status: number, seconds: number) => {
-  const m = requestMetrics(`${method}\u0000${route}\u0000${status}`)
+  const m = requestMetrics(method, route, String(status))
   return Effect.zipRight(Metric.increment(m.count), Metric.update(m.duration, seconds))
 }
 

@@ -66,10 +66,8 @@ const tokensOf = memoize((provider) => ({
   in: Metric.taggedWithLabels(tokensTotal, [MetricLabel.make("provider", provider), MetricLabel.make("direction", "in")]),
   out: Metric.taggedWithLabels(tokensTotal, [MetricLabel.make("provider", provider), MetricLabel.make("direction", "out")])
 }))
-const attemptsOf = memoize((key) => {
-  const [provider = "", outcome = ""] = key.split("\u0000")
-  return Metric.taggedWithLabels(attemptsTotal, [MetricLabel.make("provider", provider), MetricLabel.make("outcome", outcome)])
-})
+const attemptsOf = memoize((provider, outcome) =>
+  Metric.taggedWithLabels(attemptsTotal, [MetricLabel.make("provider", provider), MetricLabel.make("outcome", outcome)]))
 const latencyOf = memoize((provider) => Metric.tagged(latency, "provider", provider))
 const ttftOf = memoize((provider) => Metric.tagged(ttft, "provider", provider))
 
@@ -161,13 +159,13 @@ export class Gateway extends Effect.Service<Gateway>()("parley/Gateway", {
                     ? rt.keys.reportRateLimited(key.id, Duration.millis(e.retryAfterMs ?? 1_000))
                     : Effect.void,
                   Runtime.count(rt, (c) => ({ ...c, failures: c.failures + 1 })),
-                  Metric.increment(attemptsOf(`${rt.kind}\u0000${outcomeOf(e)}`)),
+                  Metric.increment(attemptsOf(rt.kind, outcomeOf(e))),
                   Effect.annotateCurrentSpan({ "parley.attempt.outcome": outcomeOf(e), ...(e._tag === "UpstreamStatusError" ? { "http.response.status_code": e.status } : {}) })
                 ]),
               onSuccess: () =>
                 Effect.all([
                   Runtime.count(rt, (c) => ({ ...c, successes: c.successes + 1 })),
-                  Metric.increment(attemptsOf(`${rt.kind}\u0000success`)),
+                  Metric.increment(attemptsOf(rt.kind, "success")),
                   Effect.annotateCurrentSpan({ "parley.attempt.outcome": "success" })
                 ])
             }),
